@@ -1,0 +1,58 @@
+"""``build_dataset``: the recipe's data section -> a ``DatasetDict`` {video, label, group} of any supported source."""
+
+from __future__ import annotations
+
+import logging
+from datasets import DatasetDict
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("ucf101", "demo", "videofolder", "hf")
+
+
+def build_dataset(data_args) -> DatasetDict:
+    """Dispatches on ``data_args.dataset``; the demo is generated (once, cached) when it is missing."""
+    kind = data_args.dataset
+    if kind not in SOURCES:
+        raise ValueError(f"unknown dataset '{kind}': choose one of {', '.join(SOURCES)}")
+    if kind in ("ucf101", "demo"):
+        from .ucf101 import load_ucf101
+
+        root = data_args.dataset_dir
+        if kind == "demo":
+            from .demo import DEFAULT_DIR, ensure_demo_dataset
+
+            # a complete demo folder (even one with deliberately broken files) is used as it is
+            root = ensure_demo_dataset(root or DEFAULT_DIR, seed=0)
+        if not root:
+            raise ValueError("dataset_dir is required for dataset 'ucf101' (the folder holding UCF-101/)")
+        return load_ucf101(
+            root,
+            split=data_args.ucf101_split,
+            splits_dir=data_args.splits_dir,
+            validation_fraction=data_args.validation_fraction,
+            seed=data_args.split_seed,
+            on_missing=data_args.on_missing_video,
+        )
+    if not data_args.dataset_dir:
+        raise ValueError(f"dataset_dir is required for dataset '{kind}'")
+    if kind == "videofolder":
+        from .videofolder import load_video_folder
+
+        return load_video_folder(
+            data_args.dataset_dir,
+            validation_fraction=data_args.validation_fraction,
+            test_fraction=data_args.test_fraction,
+            seed=data_args.split_seed,
+        )
+    from .hf_video_dataset import load_hf_video_dataset
+
+    return load_hf_video_dataset(
+        data_args.dataset_dir,
+        video_column=data_args.video_column,
+        label_column=data_args.label_column,
+        validation_fraction=data_args.validation_fraction,
+        test_fraction=data_args.test_fraction,
+        seed=data_args.split_seed,
+    )
+

@@ -1,0 +1,244 @@
+"""Train and evaluate a video classifier with the HF Trainer: ``accelerate launch pipeline/train.py RECIPE.yaml``.
+
+recipe + CLI -> dataclasses -> DatasetDict (probed once) -> on-the-fly PyAV clips -> Trainer -> checkpoints,
+metrics (``all_results.json`` with ``test_accuracy`` / ``test_top5_accuracy``), model + processor + resolved
+recipe in ``output_dir``, TensorBoard logs; optionally multi-view evaluation, report and Hub push.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # run as a script (accelerate launch pipeline/train.py): make the package importable; pipeline/ itself is
+    # first on sys.path, which is why no module there is named after a library
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml
+from transformers import EarlyStoppingCallback, Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from pipeline.configs import parse_args, resolved_recipe
+from pipeline.data.clip_transform import ClipSampling, ClipTransform
+from pipeline.data.collate import VideoCollator
+from pipeline.data.metadata import add_video_info
+from pipeline.data.sources import build_dataset
+from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
+from pipeline.metrics import load_metric
+from pipeline.models import get_model
+
+logger = logging.getLogger("pipeline.train")
+
+
+def setup_logging(training_args) -> None:
+    """One format for every process; transformers' own verbosity follows the Trainer's log level."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s [rank %(rank)s] %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        level=logging.INFO,
+        handlers=[logging.StreamHandler(sys.stdout)],
+        force=True,
+    )
+    rank = training_args.process_index
+    old_factory = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = old_factory(*args, **kwargs)
+        record.rank = rank
+        return record
+
+    logging.setLogRecordFactory(factory)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    datasets.utils.logging.set_verbosity(logging.WARNING)
+
+
+def log_process(training_args) -> None:
+    """The one start-up line every process prints: who am I, where, in which precision."""
+    precision = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
+    if training_args.fp16 and training_args.device.type == "cpu":
+        precision += " (ignored on CPU: no fp16 autocast there, DESIGN fact 7)"
+    logger.info(
+        "process rank=%d local_rank=%d world_size=%d device=%s precision=%s",
+        training_args.process_index,
+        training_args.local_process_index,
+        training_args.world_size,
+        training_args.device,
+        precision,
+    )
+
+
+def compute_metrics_fn():
+    """Top-1 / top-5 through the evaluate module shipped in the repo (offline, DESIGN fact 5)."""
+    metric = load_metric("topk_accuracy")
+
+    def compute(eval_pred) -> dict[str, float]:
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        k = min(5, logits.shape[-1])
+        return metric.compute(predictions=logits, references=eval_pred.label_ids, k=k)
+
+    return compute
+
+
+def resume_checkpoint(training_args, run_args) -> str | None:
+    """Explicit --resume_from_checkpoint wins; else, with auto_resume, the last checkpoint in output_dir."""
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    if run_args.auto_resume and os.path.isdir(training_args.output_dir):
+        last = get_last_checkpoint(training_args.output_dir)
+        if last:
+            logger.info("resuming from the last checkpoint in output_dir: %s", last)
+        return last
+    return None
+
+
+def prepare_training_args(training_args, model_args, run_args) -> None:
+    """Settings this pipeline needs regardless of the recipe."""
+    # the video column must reach with_transform (DESIGN fact 4)
+    training_args.remove_unused_columns = False
+    training_args.label_names = ["labels"]
+    if training_args.metric_for_best_model is None:
+        training_args.metric_for_best_model = "accuracy"
+        training_args.greater_is_better = True
+    if run_args.early_stopping_patience and not training_args.load_best_model_at_end:
+        raise ValueError("early_stopping_patience needs load_best_model_at_end: true (and an eval strategy)")
+
+
+def main(model_args, data_args, run_args, training_args) -> dict[str, float]:
+    setup_logging(training_args)
+    log_process(training_args)
+    prepare_training_args(training_args, model_args, run_args)
+
+    with training_args.main_process_first(desc="dataset preparation"):
+        splits = build_dataset(data_args)
+        splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
+    if skipped:
+        logger.warning("%d unreadable video(s) left out: %s", len(skipped), "; ".join(f"{p} ({r})" for p, r in skipped))
+    for name in splits:
+        limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
+        if limit is not None and limit < len(splits[name]):
+            splits[name] = splits[name].shuffle(seed=data_args.split_seed).select(range(limit))
+    labels = splits["train"].features["label"].names
+    logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
+
+    model, processor = get_model(
+        labels,
+        model_name_or_path=model_args.model_name_or_path,
+        model_type=model_args.model_type,
+        config_overrides=model_args.overrides(),
+        processor_name_or_path=model_args.processor_name_or_path,
+        image_size=model_args.image_size,
+        num_frames=data_args.num_frames,
+        attn_implementation=model_args.attn_implementation,
+        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
+        cache_dir=model_args.cache_dir,
+    )
+    num_frames = data_args.num_frames or model.config.num_frames
+    # the sampling travels with the checkpoint so evaluation and pipeline() reproduce it
+    model.config.num_frames = num_frames
+    model.config.frame_sampling_rate = data_args.frame_sampling_rate
+    model.config.frame_sampling_strategy = data_args.sampling_strategy
+    model.config.short_video = data_args.short_video
+    if training_args.gradient_checkpointing:
+        model.config.use_cache = False
+
+    sampling = ClipSampling(num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video)
+    prep = VideoPreprocessing.from_processor(processor)
+    augmentation = AugmentationSettings(
+        random_crop=data_args.random_crop,
+        crop_scale=tuple(data_args.crop_scale),
+        horizontal_flip=data_args.horizontal_flip,
+        color_jitter=data_args.color_jitter,
+        rotation_range=data_args.rotation_range,
+    )
+    train_ds = splits["train"].with_transform(
+        ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation)
+    )
+    eval_transform = ClipTransform(sampling, prep, train=False)
+    eval_ds = splits["validation"].with_transform(eval_transform) if "validation" in splits else None
+    if eval_ds is None and training_args.eval_strategy != "no":
+        logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
+        training_args.eval_strategy = "no"
+        training_args.load_best_model_at_end = False
+
+    callbacks = []
+    if run_args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=VideoCollator(),
+        compute_metrics=compute_metrics_fn(),
+        processing_class=processor,
+        callbacks=callbacks,
+    )
+
+    checkpoint = resume_checkpoint(training_args, run_args)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()  # also saves the processor (processing_class)
+    train_metrics = dict(train_result.metrics)
+    train_metrics["train_samples"] = len(splits["train"])
+    train_metrics["skipped_videos"] = len(skipped)
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+    trainer.save_state()
+
+    results = dict(train_metrics)
+    # Final evaluations go through named eval datasets: with persistent workers the Trainer caches ONE unnamed
+    # eval dataloader, and evaluate(test_ds) would silently score the validation set again.
+    final_sets = {"validation": eval_ds} if eval_ds is not None else {}
+    if "test" in splits:
+        final_sets["test"] = splits["test"].with_transform(eval_transform)
+    trainer.eval_dataset = final_sets
+    for name, prefix in (("validation", "eval"), ("test", "test")):
+        if name not in final_sets:
+            continue
+        metrics = trainer.evaluate(eval_dataset=name, metric_key_prefix=prefix)
+        metrics[f"{prefix}_samples"] = len(final_sets[name])
+        trainer.log_metrics(prefix, metrics)
+        trainer.save_metrics(prefix, metrics)
+        results.update(metrics)
+
+    if trainer.is_world_process_zero():
+        recipe = resolved_recipe(model_args, data_args, run_args, training_args)
+        recipe["num_frames"] = num_frames
+        Path(training_args.output_dir, "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+
+    if run_args.run_multiview_evaluation and "test" in splits:
+        from pipeline.evaluation import evaluate_model
+
+        evaluate_model(
+            trainer.model,
+            processor,
+            splits["test"],
+            num_clips=run_args.eval_num_clips,
+            num_crops=run_args.eval_num_crops,
+            output_dir=Path(training_args.output_dir) / "evaluation",
+            batch_size=training_args.per_device_eval_batch_size,
+            trainer_state=Path(training_args.output_dir) / "trainer_state.json",
+            dataset_splits=splits,
+        )
+
+    if training_args.push_to_hub:
+        from pipeline.hub import prepare_model_dir_for_hub
+
+        if trainer.is_world_process_zero():
+            prepare_model_dir_for_hub(training_args.output_dir)
+        trainer.push_to_hub(commit_message="Training finished")
+    return results
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    """Parses ``argv`` (recipe path first) and trains."""
+    return main(*parse_args(argv))
+
+
+if __name__ == "__main__":
+    run()

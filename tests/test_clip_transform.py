@@ -1,0 +1,99 @@
+"""The dataset transform + collator: right frames, same view as load_views, bad files dropped and logged."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+
+from pipeline.data.clip_transform import ClipSampling, ClipTransform
+from pipeline.data.collate import VideoCollator
+from pipeline.data.decoding import probe_video
+from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
+from pipeline.data.views import load_views
+from synthetic_videos import read_frame_index, write_video
+
+IDENTITY = VideoPreprocessing(48, (48, 64), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def frame_numbers(clip: torch.Tensor) -> list[int]:
+    frames = (clip * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [read_frame_index(f) for f in frames]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    good = write_video(root / "good.avi", "xvid_gop12", 60)
+    empty = root / "empty.avi"
+    empty.write_bytes(b"")
+    text = root / "notes.avi"
+    text.write_text("this is not a video\n")
+    return good, empty, text
+
+
+def dataset(paths):
+    features = Features({"video": Value("string"), "label": ClassLabel(names=["a", "b"])})
+    return Dataset.from_dict({"video": [str(p) for p in paths], "label": [i % 2 for i in range(len(paths))]},
+                             features=features)
+
+
+def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
+    good = videos[0]
+    transform = ClipTransform(ClipSampling(8, 4), IDENTITY, train=False)
+    sample = dataset([good]).with_transform(transform)[0]
+    numbers = frame_numbers(sample["pixel_values"])
+    span = 7 * 4 + 1
+    start = (60 - span) // 2
+    assert numbers == list(range(start, start + span, 4)) or numbers == list(range(start + 1, start + 1 + span, 4))
+    view = load_views(str(good), processor_or_prep=IDENTITY, num_frames=8, rate=4)
+    torch.testing.assert_close(sample["pixel_values"], view[0])
+
+
+def test_train_clips_are_dense_at_random_positions(videos):
+    torch.manual_seed(0)
+    transform = ClipTransform(ClipSampling(6, 3), IDENTITY, train=True,
+                              augmentation=AugmentationSettings(random_crop=False, horizontal_flip=False))
+    ds = dataset([videos[0]]).with_transform(transform)
+    starts = set()
+    for _ in range(12):
+        numbers = frame_numbers(ds[0]["pixel_values"])
+        assert np.all(np.diff(numbers) == 3), numbers
+        starts.add(numbers[0])
+    assert len(starts) > 3 and max(starts) <= 60 - 16
+
+
+def test_repeated_augmentation_gives_r_clips_per_video(videos):
+    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=3)
+    ds = dataset([videos[0], videos[0]]).with_transform(transform)
+    batch = VideoCollator()([ds[0], ds[1]])
+    assert batch["pixel_values"].shape == (6, 4, 3, 32, 32)
+    assert batch["labels"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert not torch.allclose(batch["pixel_values"][0], batch["pixel_values"][1])  # differently augmented
+
+
+def test_bad_files_are_dropped_and_named(videos, caplog):
+    good, empty, text = videos
+    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=False)
+    ds = dataset([good, empty, text]).with_transform(transform)
+    collator = VideoCollator()
+    with caplog.at_level(logging.WARNING):
+        batch = collator([ds[i] for i in range(3)])
+    assert batch["pixel_values"].shape[0] == 1 and batch["labels"].tolist() == [0]
+    assert collator.dropped == 2
+    assert str(empty) in caplog.text and str(text) in caplog.text
+    # an all-bad batch reuses the last good sample instead of stopping the run
+    batch = collator([ds[1], ds[2]])
+    assert batch["pixel_values"].shape[0] == 1
+
+
+def test_stored_video_info_skips_the_probe(videos, monkeypatch):
+    good = videos[0]
+    info = probe_video(good).to_dict()
+    import pipeline.data.clip_transform as module
+
+    monkeypatch.setattr(module, "probe_video", lambda path: pytest.fail("probed again"))
+    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True)
+    batch = transform({"video": [str(good)], "label": [1], "video_info": [info]})
+    assert batch["pixel_values"][0].shape == (4, 3, 32, 32)
