@@ -56,3 +56,12 @@ def test_train_script_rejects_typo_at_start():
     )
     assert result.returncode != 0
     assert "--nm_train_epochs" in result.stderr and "num_train_epochs" in result.stderr
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (REPO / "recipes").glob("*.yaml")))
+def test_every_shipped_recipe_parses(recipe):
+    model, data, run, train = parse_args([str(REPO / "recipes" / recipe)])
+    assert bool(model.model_name_or_path) != bool(model.model_type), "a recipe names one model source"
+    assert train.output_dir
+    if not data.horizontal_flip:
+        assert data.dataset == "demo", "only the demo's direction classes need flips off"
