@@ -1,0 +1,1 @@
+"""Data: datasets, decoding, frame sampling and transforms for video classification."""
