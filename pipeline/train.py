@@ -79,8 +79,8 @@ def compute_metrics_fn():
 
     def compute(eval_pred) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        k = min(5, logits.shape[-1])
-        return metric.compute(predictions=logits, references=eval_pred.label_ids, k=k)
+        # k is clipped to the class count inside the module; the key stays top5_accuracy
+        return metric.compute(predictions=logits, references=eval_pred.label_ids, k=5)
 
     return compute
 
@@ -224,14 +224,20 @@ def main(model_args, data_args, run_args, training_args) -> dict[str, float]:
             batch_size=training_args.per_device_eval_batch_size,
             trainer_state=Path(training_args.output_dir) / "trainer_state.json",
             dataset_splits=splits,
+            skipped=skipped,
+            description={"split": "test", "dataset": data_args.dataset},
         )
 
     if training_args.push_to_hub:
-        from pipeline.hub import prepare_model_dir_for_hub
-
-        if trainer.is_world_process_zero():
-            prepare_model_dir_for_hub(training_args.output_dir)
+        # the Trainer's push rewrites README.md with its own card: push first (it also waits for checkpoint
+        # uploads), then publish our card, figures and remote code over it in one commit
         trainer.push_to_hub(commit_message="Training finished")
+        if trainer.is_world_process_zero():
+            from pipeline.hub import prepare_model_dir_for_hub, push_model_dir
+
+            prepare_model_dir_for_hub(training_args.output_dir, repo_id=trainer.hub_model_id)
+            push_model_dir(training_args.output_dir, trainer.hub_model_id, token=training_args.hub_token,
+                           private=training_args.hub_private_repo)
     return results
 
 

@@ -1,0 +1,188 @@
+"""Publishing model folders to the Hugging Face Hub: weights, processor, model card, figures and remote code.
+
+    python -m pipeline.hub push --model_dir outputs/videomae-ucf101 --repo_id me/videomae-ucf101 [--private]
+
+A published repo holds, next to the model files, the code that makes it usable where this package is not
+installed:
+
+- the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
+  views, decoding, sampling, transforms), declared in ``config.json`` as ``custom_pipelines``, so that
+  ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
+- the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
+  names, which ``save_pretrained`` writes and which are copied from this package when missing.
+
+``custom_pipelines`` is written into the uploaded ``config.json`` only, never into the local folder:
+transformers requires ``trust_remote_code=True`` for any folder declaring a custom pipeline, and a local
+training output should keep working with a plain ``pipeline()`` after ``import pipeline``.
+
+train.py (``--push_to_hub``): after ``trainer.push_to_hub()`` (which writes the Trainer's own README and waits
+for its checkpoint uploads), ``push_model_dir(output_dir, trainer.hub_model_id, ...)`` uploads our card,
+figures, remote code and config in one more commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from huggingface_hub import CommitOperationAdd, HfApi
+from transformers.dynamic_module_utils import get_relative_import_files
+
+from .model_card import build_model_card, write_model_card
+
+PIPELINE_TASK = "video-classification"
+PIPELINE_MODULE = Path(__file__).resolve().parent / "data" / "video_pipeline.py"
+PIPELINE_CLASS = "PyAVVideoClassificationPipeline"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+# Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them).
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/*", "_*", ".*", "*/.*", "__pycache__/*", "*/__pycache__/*")
+
+
+def custom_pipelines_entry() -> dict[str, Any]:
+    """``config.custom_pipelines`` naming our pipeline, in the format Pipeline.save_pretrained writes."""
+    return {PIPELINE_TASK: {"impl": f"{PIPELINE_MODULE.stem}.{PIPELINE_CLASS}",
+                            "pt": ["AutoModelForVideoClassification"], "type": "video"}}
+
+
+def pipeline_code_files() -> list[Path]:
+    """video_pipeline.py and the siblings it imports relatively (recursively): what transformers fetches."""
+    return [PIPELINE_MODULE] + sorted(Path(p) for p in get_relative_import_files(str(PIPELINE_MODULE)))
+
+
+def model_code_files(model_dir: Path, config: dict) -> list[Path]:
+    """Modules named by ``config.auto_map`` and their relative imports: from the folder, else this package."""
+    needed: list[Path] = []
+    for reference in (config.get("auto_map") or {}).values():
+        references = reference if isinstance(reference, (list, tuple)) else [reference]
+        for ref in references:
+            if not ref or "--" in ref:  # "repo--module.Class" points to code in another repo
+                continue
+            module_file = f"{ref.rsplit('.', 1)[0]}.py"
+            local = model_dir / module_file
+            source = local if local.is_file() else next(iter(sorted(MODELS_DIR.rglob(module_file))), None)
+            if source is None:
+                raise FileNotFoundError(
+                    f"{model_dir / 'config.json'}: auto_map names {ref} but {module_file} is neither in the "
+                    f"folder nor in {MODELS_DIR}")
+            for path in [source] + [Path(p) for p in get_relative_import_files(str(source))]:
+                if path.name not in {p.name for p in needed}:
+                    needed.append(path)
+    return needed
+
+
+def prepare_model_dir_for_hub(
+    model_dir: str | Path, *, repo_id: Optional[str] = None, **card_kwargs: Any
+) -> list[Path]:
+    """Writes into a model folder what a Hub repo needs besides the model: README.md (card), figures/ and the
+    remote code files. config.json is left alone (see the module docstring). Returns the files written."""
+    model_dir = Path(model_dir)
+    written = [write_model_card(model_dir, repo_id=repo_id, **card_kwargs)]
+    written += sorted((model_dir / "figures").glob("*")) if (model_dir / "figures").is_dir() else []
+    config = json.loads((model_dir / "config.json").read_text())
+    for source in pipeline_code_files() + model_code_files(model_dir, config):
+        destination = model_dir / source.name
+        if source.resolve() != destination.resolve():
+            shutil.copyfile(source, destination)
+            written.append(destination)
+    return written
+
+
+def _ignored(path_in_repo: str) -> bool:
+    return any(fnmatch.fnmatch(path_in_repo, pattern) for pattern in IGNORE_PATTERNS)
+
+
+def hub_operations(
+    model_dir: str | Path, *, repo_id: Optional[str] = None, **card_kwargs: Any
+) -> list[CommitOperationAdd]:
+    """Every file of one upload: the folder's files, then the card, figures, remote code and the config with
+    ``custom_pipelines``, generated fresh (later entries replace files of the same name)."""
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: missing; --model_dir must be a saved model folder")
+    config = json.loads(config_path.read_text())
+    files: dict[str, Any] = {}
+    for path in sorted(model_dir.rglob("*")):
+        relative = path.relative_to(model_dir).as_posix()
+        if path.is_file() and not _ignored(relative):
+            files[relative] = path
+    card, figures = build_model_card(model_dir, repo_id=repo_id, **card_kwargs)
+    files["README.md"] = str(card).encode("utf-8")
+    for source, target in figures:
+        files[target] = source
+    for source in pipeline_code_files() + model_code_files(model_dir, config):
+        files[source.name] = source
+    config["custom_pipelines"] = custom_pipelines_entry()
+    files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in files.items()]
+
+
+def push_model_dir(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    token: Optional[str] = None,
+    private: Optional[bool] = None,
+    commit_message: str = "Upload model, card and remote code with pipeline.hub",
+    revision: Optional[str] = None,
+    endpoint: Optional[str] = None,
+    **card_kwargs: Any,
+):
+    """Creates the repo if needed and uploads a model folder in one commit; returns huggingface_hub's
+    CommitInfo.
+
+    card_kwargs go to ``build_model_card`` (license, dataset, eval_dirs, extra_tags). ``endpoint`` defaults to
+    ``HF_ENDPOINT``; ``token`` to the logged-in token / ``HF_TOKEN``."""
+    api = HfApi(endpoint=endpoint, token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    operations = hub_operations(model_dir, repo_id=repo_id, **card_kwargs)
+    return api.create_commit(repo_id=repo_id, operations=operations, commit_message=commit_message,
+                             revision=revision)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.hub", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    push = commands.add_parser("push", help="publish a saved model folder (weights, processor, card, code)")
+    push.add_argument("--model_dir", required=True, help="folder with config.json, weights and processor")
+    push.add_argument("--repo_id", required=True, help="Hub repo, e.g. me/videomae-ucf101")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the logged-in one)")
+    push.add_argument("--commit_message", default="Upload model, card and remote code with pipeline.hub")
+    push.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    push.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT, else huggingface.co)")
+    push.add_argument("--license", default=None, help="license of the weights (default: from the base model)")
+    push.add_argument("--dataset", default=None, help="training data if there is no recipe.yaml, e.g. ucf101")
+    push.add_argument("--eval_dir", action="append", default=None,
+                      help="evaluation output folder(s) to report (default: <model_dir>/evaluation*)")
+    card = commands.add_parser("card", help="only write README.md (and figures/) into a model folder")
+    card.add_argument("--model_dir", required=True)
+    card.add_argument("--repo_id", default=None)
+    card.add_argument("--license", default=None)
+    card.add_argument("--dataset", default=None)
+    card.add_argument("--eval_dir", action="append", default=None)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    card_kwargs = {"license": args.license, "dataset": args.dataset,
+                   "eval_dirs": args.eval_dir}
+    if args.command == "card":
+        print(write_model_card(args.model_dir, repo_id=args.repo_id, **card_kwargs))
+        return 0
+    info = push_model_dir(args.model_dir, args.repo_id, token=args.token, private=args.private or None,
+                          commit_message=args.commit_message, revision=args.revision, endpoint=args.endpoint,
+                          **card_kwargs)
+    print(f"pushed {args.model_dir} -> {info.commit_url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

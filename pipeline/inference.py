@@ -1,0 +1,57 @@
+"""Makes ``transformers.pipeline("video-classification", ...)`` use our PyAV pipeline, and loads it directly.
+
+``import pipeline`` calls ``register_pipeline()``: transformers' pipeline registry then builds
+``PyAVVideoClassificationPipeline`` (pipeline/data/video_pipeline.py) for the "video-classification" task, for
+any local folder or Hub id, given only an image processor.
+
+A published repo names the same class in ``config.custom_pipelines`` (see pipeline.hub) so that it works where
+this package is not installed, with ``trust_remote_code=True``. transformers insists on that flag for any repo
+declaring a custom pipeline, even with the class registered here; ``load_pipeline`` passes our class
+explicitly instead and so needs no remote code at all.
+"""
+
+from __future__ import annotations
+
+import logging as _std_logging
+from typing import Any
+
+from transformers import AutoModelForVideoClassification
+from transformers import pipeline as _transformers_pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .data.video_pipeline import PyAVVideoClassificationPipeline
+
+TASK = "video-classification"
+# transformers' default model for the task: pipeline("video-classification") without a model still works
+DEFAULT_MODEL = {"model": ("MCG-NJU/videomae-base-finetuned-kinetics", "488eb9a")}
+
+
+def register_pipeline() -> None:
+    """Registers PyAVVideoClassificationPipeline as the implementation of "video-classification"."""
+    current = PIPELINE_REGISTRY.supported_tasks.get(TASK, {})
+    if current.get("impl") is PyAVVideoClassificationPipeline:
+        return
+    # register_pipeline warns that it overwrites the built-in task: replacing it is the point here.
+    registry_logger = _std_logging.getLogger("transformers.pipelines.base")
+    level = registry_logger.level
+    registry_logger.setLevel(_std_logging.ERROR)
+    try:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK,
+            pipeline_class=PyAVVideoClassificationPipeline,
+            pt_model=AutoModelForVideoClassification,
+            default=current.get("default", DEFAULT_MODEL),
+            type="video",
+        )
+    finally:
+        registry_logger.setLevel(level)
+
+
+def load_pipeline(model: str, **kwargs: Any) -> PyAVVideoClassificationPipeline:
+    """``transformers.pipeline("video-classification", model=model, **kwargs)`` with our class given
+    explicitly: works for local folders and Hub repos alike, without ``trust_remote_code`` for our published
+    repos."""
+    return _transformers_pipeline(TASK, model=model, pipeline_class=PyAVVideoClassificationPipeline, **kwargs)
+
+
+__all__ = ["PyAVVideoClassificationPipeline", "register_pipeline", "load_pipeline", "TASK"]

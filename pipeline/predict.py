@@ -1,0 +1,109 @@
+"""Command-line predictions with the PyAV video-classification pipeline.
+
+    python -m pipeline.predict --model DIR_OR_REPO VIDEO_OR_FOLDER... [--top_k 5] [--json] [--timeline]
+                               [--window SECONDS --stride SECONDS] [--num_clips K --num_crops C]
+
+Folders are searched recursively for video files. A progress bar runs on stderr; results go to stdout as a
+table, or as JSON with --json. A video that cannot be decoded is reported (path and reason) and the others go
+on; the exit status is 1 when any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from tqdm.auto import tqdm
+
+from .data.decoding import VideoDecodeError
+from .inference import load_pipeline
+
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
+
+
+def find_videos(paths: Iterable[str]) -> list[Path]:
+    """Files as given, folders expanded to the video files under them (sorted); a missing path is an error."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such video file or folder")
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n")[0])
+    parser.add_argument("videos", nargs="+", help="video files and/or folders of videos")
+    parser.add_argument("--model", required=True, help="model folder or Hub repo id")
+    parser.add_argument("--top_k", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--timeline", action="store_true", help="sliding windows over the whole video")
+    parser.add_argument("--window", type=float, default=None, help="timeline window in seconds")
+    parser.add_argument("--stride", type=float, default=None, help="timeline stride in s (default: window)")
+    parser.add_argument("--num_clips", type=int, default=1, help="temporal clips per video (or per window)")
+    parser.add_argument("--num_crops", type=int, default=1, help="spatial crops per clip")
+    parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: transformers' choice)")
+    parser.add_argument("--revision", default=None, help="Hub revision of --model")
+    return parser
+
+
+def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One record per video: {"video", "predictions"} (+ "timeline") or {"video", "error"}."""
+    videos = find_videos(args.videos)
+    classifier = load_pipeline(args.model, device=args.device, revision=args.revision)
+    options: dict[str, Any] = dict(top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
+                                   batch_size=args.batch_size)
+    if args.timeline:
+        options.update(timeline=True, window=args.window, stride=args.stride)
+    records = []
+    for video in tqdm(videos, desc="videos", unit="video", file=sys.stderr, disable=len(videos) < 2):
+        try:
+            output = classifier(str(video), **options)
+        except (VideoDecodeError, ValueError) as error:
+            records.append({"video": str(video), "error": str(error)})
+            continue
+        if args.timeline:
+            records.append({"video": str(video), **output})
+        else:
+            records.append({"video": str(video), "predictions": output})
+    return records
+
+
+def format_table(records: list[dict[str, Any]], top_k: int) -> str:
+    """A readable table: one row per video (top-1, then the runners-up), windows indented under it."""
+    width = max([len("video")] + [len(r["video"]) for r in records])
+    lines = [f"{'video':<{width}}  {'top-1':<28} {'score':>6}  others"]
+    for record in records:
+        if "error" in record:
+            lines.append(f"{record['video']:<{width}}  ERROR: {record['error']}")
+            continue
+        best, *others = record["predictions"]
+        rest = ", ".join(f"{p['label']} {p['score']:.2f}" for p in others[: top_k - 1])
+        lines.append(f"{record['video']:<{width}}  {best['label']:<28} {best['score']:>6.3f}  {rest}")
+        for window in record.get("timeline", []):
+            top = window["predictions"][0]
+            if window["start"] is not None:
+                span = f"{window['start']:7.2f}s-{window['end']:.2f}s"
+            else:
+                span = f"frames {window['start_frame']}-{window['end_frame']}"
+            lines.append(f"{'':<{width}}    {span:<18} {top['label']:<28} {top['score']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    records = predict(args)
+    print(json.dumps(records, indent=2) if args.json else format_table(records, args.top_k))
+    return 1 if any("error" in r for r in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
