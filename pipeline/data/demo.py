@@ -1,0 +1,467 @@
+"""The embedded demo dataset: small synthetic videos in the exact UCF101 layout.
+
+Every class is one object motion, and the classes come in opposite pairs (moving left vs
+right, up vs down, growing vs shrinking, rotating clockwise vs counter-clockwise). The
+parameters of a clip and of its time-reversed version are drawn from the same
+distribution, so a single frame, or a clip with its frames shuffled, cannot tell the two
+classes of a pair apart: only the order of the frames can. Shape, colour, textured
+background, size, speed, start position and sensor noise are random; clips of one group
+share the group's look (shape, colours, background), as clips of a UCF101 group are cut
+from one long video, so holding out groups matters. Unlike UCF101, group gNN has the same look
+in every class: the look then says nothing about the class, and a small model trained from
+scratch learns the motion instead of memorising the training groups' appearance.
+
+Written tree (what the UCF101 code path reads)::
+
+    DIR/UCF-101/<Class>/v_<Class>_g<GG>_c<CC>.avi     MPEG-4 Part 2 in AVI, 25 fps
+    DIR/ucfTrainTestlist/classInd.txt                  "1 Grow"
+    DIR/ucfTrainTestlist/trainlist01.txt               "Grow/v_Grow_g05_c01.avi 1"
+    DIR/ucfTrainTestlist/testlist01.txt                "Grow/v_Grow_g01_c01.avi"
+    DIR/demo_manifest.json                             parameters + file list, written last
+
+Command line: ``python -m pipeline.data.demo --output_dir DIR [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DIR = Path("data/demo")
+MANIFEST_NAME = "demo_manifest.json"
+IN_PROGRESS_NAME = ".demo_generating"
+LOCK_NAME = ".demo.lock"
+VIDEO_DIR = "UCF-101"
+SPLIT_DIR = "ucfTrainTestlist"
+# Bump when the rendering changes, so a cached dataset from older code is regenerated.
+GENERATOR_VERSION = 1
+
+# Class name -> (motion kind, direction). classInd.txt lists them alphabetically, as UCF101 does.
+CLASS_MOTIONS: dict[str, tuple[str, int]] = {
+    "Grow": ("scale", +1),
+    "MoveDown": ("vertical", +1),  # image y grows downwards
+    "MoveLeft": ("horizontal", -1),
+    "MoveRight": ("horizontal", +1),
+    "MoveUp": ("vertical", -1),
+    "RotateClockwise": ("rotate", +1),  # on screen (y down), a growing angle turns clockwise
+    "RotateCounterclockwise": ("rotate", -1),
+    "Shrink": ("scale", -1),
+}
+CLASS_NAMES: list[str] = sorted(CLASS_MOTIONS)
+# Each class and the class its time-reversed clips belong to.
+OPPOSITE_CLASS: dict[str, str] = {
+    name: next(
+        other
+        for other, (kind, sign) in CLASS_MOTIONS.items()
+        if kind == CLASS_MOTIONS[name][0] and sign == -CLASS_MOTIONS[name][1]
+    )
+    for name in CLASS_NAMES
+}
+SHAPES = ("triangle", "rectangle", "ellipse", "ell", "tee", "half_disc")
+TEXTURES = ("stripes", "checker", "grain")
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    """Everything the generated files depend on (stored in the manifest to validate the cache)."""
+
+    seed: int = 0
+    clips_per_class: int = 48
+    groups_per_class: int = 12
+    size: int = 64
+    num_frames: int = 32
+    fps: int = 25
+
+    def __post_init__(self):
+        if self.groups_per_class < 3:
+            raise ValueError(
+                f"demo dataset: groups_per_class must be >= 3 (train and test groups), "
+                f"got {self.groups_per_class}"
+            )
+        if self.clips_per_class < self.groups_per_class:
+            raise ValueError(
+                f"demo dataset: clips_per_class ({self.clips_per_class}) must be >= "
+                f"groups_per_class ({self.groups_per_class})"
+            )
+        if self.size < 32 or self.size % 2:
+            raise ValueError(f"demo dataset: size must be an even number >= 32, got {self.size}")
+        if self.num_frames < 8:
+            raise ValueError(f"demo dataset: num_frames must be >= 8, got {self.num_frames}")
+
+    @property
+    def num_test_groups(self) -> int:
+        """Groups g01..gNN form the test list, a third of them (UCF101 split 1 tests on g01-g07 of 25)."""
+        return max(1, self.groups_per_class // 3)
+
+    def clips_in_group(self, group: int) -> int:
+        """Clips in 1-based `group`; the first groups take the remainder (counts vary, as in UCF101)."""
+        base, extra = divmod(self.clips_per_class, self.groups_per_class)
+        return base + (1 if group <= extra else 0)
+
+
+@dataclass
+class GroupLook:
+    """What all clips of one group share: the object and the (padded) background texture."""
+
+    shape: str
+    object_rgb: np.ndarray  # (3,) float
+    radius: float  # object size in pixels (canonical shapes fit in a unit disc)
+    stripe_freq: float  # light stripes painted on the object, so its own rotation is visible
+    background: np.ndarray  # (size + 2 * pad, size + 2 * pad, 3) float32, 0..255
+
+
+@dataclass
+class ClipSpec:
+    """One clip: its look, the object's trajectory per frame, and the per-clip variations."""
+
+    class_name: str
+    group: int
+    clip: int
+    look: GroupLook
+    centre: np.ndarray  # (T, 2) x, y in pixels
+    radius: np.ndarray  # (T,)
+    angle: np.ndarray  # (T,) radians
+    background_offset: tuple[int, int]  # crop of the padded group background (y, x)
+    colour_jitter: np.ndarray  # (3,) added to the object colour
+    noise_sigma: float  # per-pixel, per-frame Gaussian noise
+    noise_seed: int
+
+
+def clip_relpath(class_name: str, group: int, clip: int) -> str:
+    """Path of a clip relative to UCF-101/, in UCF101's naming."""
+    return f"{class_name}/v_{class_name}_g{group:02d}_c{clip:02d}.avi"
+
+
+def _rng(params: DemoParams, *key: int) -> np.random.Generator:
+    # One independent stream per (class, group[, clip]): a clip does not depend on generation
+    # order or on how many other groups/clips there are.
+    return np.random.default_rng([params.seed, GENERATOR_VERSION, *key])
+
+
+def _background_pad(size: int) -> int:
+    return size // 8
+
+
+def _smooth_field(rng: np.random.Generator, out_size: int, cells: int) -> np.ndarray:
+    """A smooth random field (out_size, out_size, 3) in about -1..1: a coarse grid, bilinearly upsampled."""
+    grid = rng.normal(size=(cells, cells, 3))
+    pos = np.linspace(0, cells - 1, out_size)
+    # Separable linear interpolation as a matrix: each output row mixes its two nearest grid rows.
+    interp = np.maximum(0.0, 1.0 - np.abs(pos[:, None] - np.arange(cells)[None, :]))
+    return np.einsum("yi,xj,ijc->yxc", interp, interp, grid) / 1.5
+
+
+def group_look(params: DemoParams, group: int) -> GroupLook:
+    """The look shared by all clips of group `group` (1-based), in every class."""
+    rng = _rng(params, 0, group)
+    size = params.size
+    full = size + 2 * _background_pad(size)
+    # A darker background and a brighter object in every group: with the contrast's sign fixed, the
+    # edges of a moving object change the same way in every clip, which a small model learns quickly.
+    base = rng.uniform(25, 115, size=3)
+    background = base + 22.0 * _smooth_field(rng, full, cells=5)
+    yy, xx = np.mgrid[0:full, 0:full].astype(np.float64)
+    texture = TEXTURES[rng.integers(len(TEXTURES))]
+    if texture == "stripes":
+        phi, period = rng.uniform(0, math.pi), rng.uniform(5, 11) * size / 64
+        pattern = np.sin(2 * math.pi * (xx * math.cos(phi) + yy * math.sin(phi)) / period)
+        amplitude = rng.uniform(6, 12)
+    elif texture == "checker":
+        period = rng.uniform(8, 14) * size / 64
+        pattern = np.sign(np.sin(2 * math.pi * xx / period) * np.sin(2 * math.pi * yy / period))
+        amplitude = rng.uniform(5, 10)
+    else:
+        pattern = rng.normal(size=(full, full))
+        amplitude = rng.uniform(5, 9)
+    background = background + amplitude * pattern[..., None] * rng.uniform(0.6, 1.0, size=3)
+    mean_bg = background.reshape(-1, 3).mean(0)
+    for _ in range(1000):
+        colour = rng.uniform(0, 255, size=3)
+        if np.linalg.norm(colour - mean_bg) >= 150 and _luma(colour) - _luma(mean_bg) >= 90:
+            break
+    else:  # practically unreachable: white always qualifies
+        colour = np.full(3, 245.0)
+    return GroupLook(
+        shape=SHAPES[rng.integers(len(SHAPES))],
+        object_rgb=colour,
+        radius=rng.uniform(9.0, 12.0) * size / 64,
+        stripe_freq=rng.uniform(2.0, 4.0),
+        background=np.clip(background, 0, 255).astype(np.float32),
+    )
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
+
+
+def clip_spec(
+    params: DemoParams, class_index: int, group: int, clip: int, look: GroupLook | None = None
+) -> ClipSpec:
+    """Draws the trajectory of one clip. Its time reversal is a likely draw of the opposite class."""
+    class_name = CLASS_NAMES[class_index]
+    kind, sign = CLASS_MOTIONS[class_name]
+    look = look if look is not None else group_look(params, group)
+    rng = _rng(params, 1, class_index, group, clip)
+    size, steps = params.size, params.num_frames
+    t = np.linspace(0.0, 1.0, steps)
+    radius0 = look.radius * rng.uniform(0.9, 1.1)
+    angle0 = rng.uniform(0, 2 * math.pi)
+    radius = np.full(steps, radius0)
+    angle = np.full(steps, angle0)
+    if kind in ("horizontal", "vertical"):
+        margin = 0.9 * radius0 + 1
+        # Across the clip: a large, clear motion that still keeps the whole object in view.
+        travel = min(rng.uniform(0.45, 0.62) * size, size - 2 * margin - 2)
+        along_mid = rng.uniform(margin + travel / 2, size - margin - travel / 2)
+        across = rng.uniform(margin + 2, size - margin - 2)
+        # Symmetric about the middle of the path: reversing time swaps the direction only.
+        along = along_mid + sign * travel * (t - 0.5)
+        fixed = np.full(steps, across)
+        centre = np.stack([along, fixed] if kind == "horizontal" else [fixed, along], 1)
+    else:
+        if kind == "scale":
+            small, large = radius0 * rng.uniform(0.35, 0.45), radius0 * rng.uniform(1.45, 1.6)
+            # Grow: small -> large; Shrink: large -> small, with the same end-point distributions.
+            radius = small + (large - small) * (t if sign > 0 else 1 - t)
+            margin = large + 1
+        else:
+            turn = math.radians(rng.uniform(120, 200))
+            angle = angle0 + sign * turn * t
+            radius = np.full(steps, radius0 * 1.2)
+            margin = radius0 * 1.2 + 1
+        cx, cy = rng.uniform(margin, size - margin, size=2)
+        centre = np.tile([cx, cy], (steps, 1))
+    pad = _background_pad(size)
+    return ClipSpec(
+        class_name=class_name,
+        group=group,
+        clip=clip,
+        look=look,
+        centre=centre,
+        radius=radius,
+        angle=angle,
+        background_offset=(int(rng.integers(0, 2 * pad + 1)), int(rng.integers(0, 2 * pad + 1))),
+        colour_jitter=rng.uniform(-10, 10, size=3),
+        noise_sigma=float(rng.uniform(2.0, 5.0)),
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+def _box_sdf(u: np.ndarray, v: np.ndarray, cx: float, cy: float, hx: float, hy: float) -> np.ndarray:
+    # Max of half-plane distances: exact inside and along the edges, which is all antialiasing needs.
+    return np.maximum(np.abs(u - cx) - hx, np.abs(v - cy) - hy)
+
+
+def _shape_sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Approximate signed distance (negative inside) to a canonical shape of about unit radius."""
+    if shape == "triangle":  # equilateral, circumradius 1, inradius 0.5
+        normals = [(-math.pi / 2), (math.pi / 6), (5 * math.pi / 6)]
+        return np.max([u * math.cos(a) + v * math.sin(a) for a in normals], axis=0) - 0.5
+    if shape == "rectangle":
+        return _box_sdf(u, v, 0.0, 0.0, 0.95, 0.5)
+    if shape == "ellipse":
+        return (np.sqrt(u**2 + (v / 0.55) ** 2) - 1.0) * 0.55
+    if shape == "ell":
+        return np.minimum(_box_sdf(u, v, -0.5, 0.0, 0.3, 0.9), _box_sdf(u, v, 0.0, 0.6, 0.8, 0.3))
+    if shape == "tee":
+        return np.minimum(_box_sdf(u, v, 0.0, -0.62, 0.9, 0.28), _box_sdf(u, v, 0.0, 0.0, 0.28, 0.9))
+    if shape == "half_disc":
+        v = v + 0.4  # centre the half disc's mass near the origin
+        return np.maximum(np.sqrt(u**2 + v**2) - 1.0, -v)
+    raise ValueError(f"demo dataset: unknown shape {shape!r}")
+
+
+def render_clip(spec: ClipSpec, params: DemoParams) -> np.ndarray:
+    """The frames of one clip: uint8 (T, H, W, 3) RGB."""
+    size = params.size
+    oy, ox = spec.background_offset
+    background = spec.look.background[oy : oy + size, ox : ox + size]
+    pix = np.arange(size, dtype=np.float32) + 0.5
+    dx = pix[None, None, :] - spec.centre[:, 0, None, None].astype(np.float32)
+    dy = pix[None, :, None] - spec.centre[:, 1, None, None].astype(np.float32)
+    cos = np.cos(spec.angle).astype(np.float32)[:, None, None]
+    sin = np.sin(spec.angle).astype(np.float32)[:, None, None]
+    r = spec.radius.astype(np.float32)[:, None, None]
+    # Object coordinates: rotate the pixel offsets back by the object's angle, in units of its radius.
+    u = (cos * dx + sin * dy) / r
+    v = (-sin * dx + cos * dy) / r
+    distance_px = _shape_sdf(spec.look.shape, u, v) * r
+    alpha = np.clip(0.5 - distance_px, 0.0, 1.0)[..., None]  # one-pixel antialiased edge
+    shade = 1.0 - 0.18 * (0.5 + 0.5 * np.sin(spec.look.stripe_freq * math.pi * u))[..., None]
+    colour = np.clip(spec.look.object_rgb + spec.colour_jitter, 0, 255).astype(np.float32)
+    frames = background[None] * (1.0 - alpha) + (colour * shade) * alpha
+    noise = np.random.default_rng(spec.noise_seed).standard_normal(frames.shape, dtype=np.float32)
+    frames += spec.noise_sigma * noise
+    return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
+
+
+def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
+    """Encodes uint8 (T, H, W, 3) RGB frames as MPEG-4 Part 2 in AVI (UCF101's container and codec family).
+
+    High quality (qscale 2) so compression artefacts cannot mark the keyframes, no B-frames,
+    a keyframe every 12 frames so decoders can seek, one thread and bitexact flags so the
+    same frames give the same bytes.
+    """
+    height, width = frames.shape[1:3]
+    with av.open(str(path), "w", format="avi", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.gop_size, ctx.max_b_frames, ctx.thread_count = 12, 0, 1
+        ctx.options = {"flags": "+qscale+bitexact", "global_quality": str(2 * 118), "qmin": "2", "qmax": "2"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _clip_list(params: DemoParams) -> list[tuple[int, int, int]]:
+    return [
+        (class_index, group, clip)
+        for class_index in range(len(CLASS_NAMES))
+        for group in range(1, params.groups_per_class + 1)
+        for clip in range(1, params.clips_in_group(group) + 1)
+    ]
+
+
+def generate_demo_dataset(output_dir: str | os.PathLike, params: DemoParams) -> list[str]:
+    """Writes all videos and split lists under `output_dir` (no caching; see ensure_demo_dataset).
+
+    Returns the video paths relative to UCF-101/.
+    """
+    root = Path(output_dir)
+    video_root, split_root = root / VIDEO_DIR, root / SPLIT_DIR
+    split_root.mkdir(parents=True, exist_ok=True)
+    written, train_lines, test_lines = [], [], []
+    looks = {group: group_look(params, group) for group in range(1, params.groups_per_class + 1)}
+    for class_index, group, clip in _clip_list(params):
+        spec = clip_spec(params, class_index, group, clip, look=looks[group])
+        rel = clip_relpath(spec.class_name, group, clip)
+        (video_root / spec.class_name).mkdir(parents=True, exist_ok=True)
+        write_video(video_root / rel, render_clip(spec, params), params.fps)
+        written.append(rel)
+        if group <= params.num_test_groups:
+            test_lines.append(rel)
+        else:
+            train_lines.append(f"{rel} {class_index + 1}")
+    # UCF101's lists use CRLF line ends; "\n" here, which every reader accepts as well.
+    class_lines = [f"{i + 1} {name}" for i, name in enumerate(CLASS_NAMES)]
+    (split_root / "classInd.txt").write_text("".join(line + "\n" for line in class_lines))
+    (split_root / "trainlist01.txt").write_text("".join(line + "\n" for line in train_lines))
+    (split_root / "testlist01.txt").write_text("".join(line + "\n" for line in test_lines))
+    return written
+
+
+def _read_manifest(root: Path) -> dict | None:
+    try:
+        return json.loads((root / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_complete(root: Path, params: DemoParams) -> bool:
+    manifest = _read_manifest(root)
+    if manifest is None or manifest.get("params") != asdict(params):
+        return False
+    if manifest.get("generator_version") != GENERATOR_VERSION or not manifest.get("complete"):
+        return False
+    # Existence only: a deliberately corrupted copy (bad-input tests) must not be "repaired".
+    return all((root / VIDEO_DIR / rel).is_file() for rel in manifest.get("videos", []))
+
+
+@contextmanager
+def _exclusive_lock(root: Path):
+    # Several training processes may call ensure_demo_dataset at once: one generates, the others wait.
+    with open(root / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_demo_dataset(
+    output_dir: str | os.PathLike = DEFAULT_DIR,
+    seed: int = 0,
+    clips_per_class: int = 48,
+    groups_per_class: int = 12,
+    size: int = 64,
+    num_frames: int = 32,
+) -> Path:
+    """Returns `output_dir` holding a complete demo dataset with these parameters, generating it if needed.
+
+    A dataset counts as complete only once its manifest is written, which happens last, so an
+    interrupted generation is redone rather than half-used. Refuses to overwrite a UCF-101/ or
+    ucfTrainTestlist/ folder that this generator did not write.
+    """
+    params = DemoParams(seed, clips_per_class, groups_per_class, size, num_frames)
+    root = Path(output_dir)
+    if _is_complete(root, params):
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(root):
+        if _is_complete(root, params):  # another process finished it while we waited
+            return root
+        ours = (root / MANIFEST_NAME).exists() or (root / IN_PROGRESS_NAME).exists()
+        for name in (VIDEO_DIR, SPLIT_DIR):
+            if (root / name).exists() and not ours:
+                raise FileExistsError(
+                    f"demo dataset: {root / name} exists but was not written by the demo generator "
+                    f"(no {MANIFEST_NAME}); choose another --output_dir"
+                )
+        (root / IN_PROGRESS_NAME).touch()
+        (root / MANIFEST_NAME).unlink(missing_ok=True)
+        for name in (VIDEO_DIR, SPLIT_DIR):
+            shutil.rmtree(root / name, ignore_errors=True)
+        start = time.perf_counter()
+        videos = generate_demo_dataset(root, params)
+        seconds = time.perf_counter() - start
+        manifest = {
+            "generator_version": GENERATOR_VERSION,
+            "params": asdict(params),
+            "classes": CLASS_NAMES,
+            "num_videos": len(videos),
+            "videos": videos,
+            "complete": True,
+        }
+        tmp = root / (MANIFEST_NAME + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, root / MANIFEST_NAME)
+        (root / IN_PROGRESS_NAME).unlink()
+        logger.info("demo dataset: wrote %d videos to %s in %.1f s", len(videos), root, seconds)
+    return root
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Command line: writes (or finds cached) the demo dataset and prints where it is."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default=str(DEFAULT_DIR))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clips_per_class", type=int, default=48)
+    parser.add_argument("--groups_per_class", type=int, default=12)
+    parser.add_argument("--size", type=int, default=64, help="frame width and height in pixels")
+    parser.add_argument("--num_frames", type=int, default=32, help="frames per clip (25 fps)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = ensure_demo_dataset(
+        args.output_dir, args.seed, args.clips_per_class, args.groups_per_class, args.size, args.num_frames
+    )
+    print(root)
+    return root
+
+
+if __name__ == "__main__":
+    main()
