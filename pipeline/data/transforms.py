@@ -79,7 +79,11 @@ class AugmentationSettings:
 
 
 class _ToNormalizedFloat(torch.nn.Module):
-    """uint8 -> float, rescaled and normalised in one fused pass (one float copy instead of three)."""
+    """uint8 -> float32, rescaled and normalised, written contiguous (into ``out`` when given).
+
+    Measured on one core for a 16 x 224 x 224 clip: a converting copy then an in-place multiply and add take
+    ~1.5 ms, where ``addcmul`` over a broadcast (1, C, 1, 1) scale took ~3-5 ms and allocated two float clips.
+    """
 
     def __init__(self, prep: VideoPreprocessing):
         super().__init__()
@@ -88,9 +92,29 @@ class _ToNormalizedFloat(torch.nn.Module):
         self.register_buffer("scale", scale, persistent=False)
         self.register_buffer("shift", shift, persistent=False)
 
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
+    def forward(self, video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        video = video.as_subclass(torch.Tensor)
+        if out is None:
+            out = torch.empty(video.shape, dtype=torch.float32)
+        elif out.shape != video.shape:
+            raise ValueError(f"normalisation target has shape {tuple(out.shape)}, the clip {tuple(video.shape)}")
+        out.copy_(video)  # converts and, for channels-last input, also packs (T, C, H, W) contiguous
         # x * (r / std) + (-mean / std) == (x * r - mean) / std
-        return torch.addcmul(self.shift, video.float(), self.scale).as_subclass(torch.Tensor)
+        return out.mul_(self.scale).add_(self.shift)
+
+
+class _Contiguous(torch.nn.Module):
+    """Packs a (channels-last, cropped) clip contiguous, keeping its tv_tensors type.
+
+    The uint8 resize works (fastest) in channels-last and returns channels-last; flipping that layout cost ~1 ms
+    per 16 x 224 x 224 clip, packing it first ~1 ms and the flip then ~0.1 ms, and the later float conversion
+    reads contiguous memory faster, so packing once right after the resize is cheaper overall.
+    """
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.is_contiguous():
+            return video
+        return tv_tensors.wrap(video.as_subclass(torch.Tensor).contiguous(), like=video)
 
 
 def build_eval_transform(prep: VideoPreprocessing):
@@ -102,8 +126,13 @@ def build_eval_transform(prep: VideoPreprocessing):
     return lambda frames: multicrop(frames)[0]
 
 
-def build_train_transform(prep: VideoPreprocessing, aug: AugmentationSettings | None = None) -> v2.Compose:
-    """Random resized crop (or resize + random crop), flip, colour jitter and rotation, then normalise."""
+def build_train_augmentation(prep: VideoPreprocessing, aug: AugmentationSettings | None = None) -> v2.Compose:
+    """The training augmentations alone, uint8 (T, C, H, W) -> uint8 (T, C, *crop_size), contiguous.
+
+    Random resized crop (or resize + centre crop), flip, colour jitter and rotation. Kept in uint8 so every step
+    moves a quarter of the bytes of float; crop before resize (``resized_crop``), so only the kept region is
+    interpolated.
+    """
     aug = aug or AugmentationSettings()
     steps: list[torch.nn.Module] = []
     if aug.rotation_range:
@@ -123,13 +152,23 @@ def build_train_transform(prep: VideoPreprocessing, aug: AugmentationSettings | 
             v2.Resize(prep.resize_shortest, interpolation=InterpolationMode.BILINEAR, antialias=True),
             v2.CenterCrop(prep.crop_size),
         ]
+    steps.append(_Contiguous())
     if aug.horizontal_flip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     if aug.color_jitter:
         s = float(aug.color_jitter)
         steps.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4)))
-    steps.append(_ToNormalizedFloat(prep))
     return v2.Compose(steps)
+
+
+def build_normalize(prep: VideoPreprocessing) -> torch.nn.Module:
+    """uint8 (T, C, H, W) -> normalised float32; ``normalize(clip, out=tensor)`` writes into a given tensor."""
+    return _ToNormalizedFloat(prep)
+
+
+def build_train_transform(prep: VideoPreprocessing, aug: AugmentationSettings | None = None) -> v2.Compose:
+    """Random resized crop (or resize + random crop), flip, colour jitter and rotation, then normalise."""
+    return v2.Compose([build_train_augmentation(prep, aug), build_normalize(prep)])
 
 
 def as_video(frames: torch.Tensor) -> tv_tensors.Video:

@@ -1,0 +1,455 @@
+"""``python -m pipeline.benchmark data``: clips/s per core of clip decoding and of the whole training loader.
+
+Two measurements, on the same clips in the same run:
+
+(a) decode alone, per kind of video: our ``decode_frames`` (keyframe seek, B-frame skipping, stop after the last
+    needed frame) against PyAV decoding from the start (the whole file, and stopping after the last needed frame)
+    and torchcodec's exact mode when it is importable. The methods take turns clip by clip, so a change in machine
+    load hits them alike. Every method's frames are compared with a full sequential decode ("frame i" = the i-th
+    frame it outputs); mismatching clips are counted.
+(b) the full training loader: ``ClipTransform`` (decode + training augmentation + normalisation, with repeated
+    augmentation R) and ``VideoCollator`` in a real ``torch.utils.data.DataLoader``, for each loader setting asked.
+
+Speeds are clips per CPU-second (user + system time of the main process and its loader workers), i.e. clips/s
+per core, which stays meaningful on a shared machine where wall time does not; wall-clock clips/s are reported
+too. Run it pinned to one core for wall-clock numbers that mean "one core": ``taskset -c 0 python -m
+pipeline.benchmark data``. Without ``--videos`` a corpus of synthetic 320x240 videos (tests/synthetic_videos.py
+kinds) is written to a temporary folder, plus the real UCF101 clip of the repository's shared assets when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import torch
+
+from pipeline.data.decoding import VideoInfo, decode_frames, probe_video, train_clip_indices
+
+SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "h264", "h264_vfr_mkv")
+REAL_KIND = "real"
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
+# the real UCF101 clip kept beside the repository (../shared/assets), used as the "real" kind when present
+DEFAULT_REAL_CLIP = Path(__file__).resolve().parents[3] / "shared" / "assets" / "clips" / "v_CricketShot_g04_c01.avi"
+BASELINE = "pyav_whole_file"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.benchmark data",
+        description="Clips/s per core of clip decoding (ours vs PyAV from the start vs torchcodec) and of the "
+                    "full training loader. Pin to one core with `taskset -c 0` for wall-clock figures.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--videos", type=Path, help="folder of videos to use (searched recursively); default: "
+                                                    "write a synthetic corpus")
+    parser.add_argument("--kinds", nargs="+", default=[*SYNTHETIC_KINDS, REAL_KIND],
+                        help=f"synthetic kinds to write (and '{REAL_KIND}' for the real clip); ignored with --videos")
+    parser.add_argument("--num_videos", type=int, default=4, help="videos per synthetic kind")
+    parser.add_argument("--video_size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
+                        help="size of the synthetic videos")
+    parser.add_argument("--seconds", type=float, nargs=2, default=(4.0, 10.0), metavar=("MIN", "MAX"),
+                        help="duration range of the synthetic videos (25 fps)")
+    parser.add_argument("--real", type=Path, nargs="*", default=None,
+                        help=f"real video file(s) for the '{REAL_KIND}' kind (default: {DEFAULT_REAL_CLIP.name} "
+                             "from ../shared/assets when present)")
+    parser.add_argument("--workdir", type=Path, help="where to write the synthetic corpus (default: a temp folder)")
+    parser.add_argument("--clips", type=int, default=200, help="decode: clips per kind (each method decodes all)")
+    parser.add_argument("--frames", type=int, default=16, help="frames per clip")
+    parser.add_argument("--rate", type=int, default=4, help="frame sampling rate (dense clips)")
+    parser.add_argument("--size", type=int, default=224, help="crop size of the training transform")
+    parser.add_argument("--no_torchcodec", action="store_true", help="skip torchcodec even when importable")
+    parser.add_argument("--loader_clips", type=int, default=320, help="loader: clips (rows of pixel_values) per run")
+    parser.add_argument("--loader_kinds", nargs="+", default=["xvid_gop12", "xvid_packed", REAL_KIND],
+                        help="kinds the loader reads (default: the 320x240 XviD AVIs); 'all' for every kind")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="DataLoader num_workers (one run each)")
+    parser.add_argument("--prefetch_factor", type=int, nargs="+", default=[2], help="with workers: one run each")
+    parser.add_argument("--persistent_workers", type=int, nargs="+", default=[1], choices=[0, 1],
+                        help="with workers: 0/1, one run each (persistent runs time a second epoch)")
+    parser.add_argument("--pin_memory", type=int, default=1, choices=[0, 1],
+                        help="pin memory (only takes effect with an accelerator)")
+    parser.add_argument("--batch_size", type=int, default=8, help="videos per batch")
+    parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2],
+                        help="repeated augmentation R (clips per decoded video); one run each")
+    parser.add_argument("--color_jitter", type=float, default=0.0, help="training colour jitter strength")
+    parser.add_argument("--skip_decode", action="store_true", help="only the loader")
+    parser.add_argument("--skip_loader", action="store_true", help="only decoding")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------------- corpus
+
+def write_corpus(root: Path, kinds, num_videos: int, size, seconds, seed: int) -> dict[str, list[str]]:
+    """Synthetic videos of each kind (tests/synthetic_videos.py), 25 fps, random duration in ``seconds``."""
+    write_video = _synthetic_writer()
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    corpus: dict[str, list[str]] = {}
+    for kind in kinds:
+        if kind == REAL_KIND:
+            continue
+        if kind not in SYNTHETIC_KINDS:
+            raise ValueError(f"unknown video kind {kind!r}; expected some of {SYNTHETIC_KINDS + (REAL_KIND,)}")
+        suffix = {"h264": ".mp4", "h264_vfr_mkv": ".mkv"}.get(kind, ".avi")
+        paths = []
+        for i in range(num_videos):
+            path = root / f"{kind}_{i:03d}_{size[0]}x{size[1]}{suffix}"
+            frames = int(round(rng.uniform(*seconds) * 25))  # drawn even when reused: same corpus either way
+            if not path.exists():  # a --workdir corpus is reused; written under a temporary name, then renamed
+                partial = path.with_name("partial_" + path.name)
+                write_video(partial, kind, max(frames, 1), size=tuple(size))
+                os.replace(partial, path)
+            paths.append(str(path))
+        corpus[kind] = paths
+    return corpus
+
+
+def _synthetic_writer() -> Callable:
+    """tests/synthetic_videos.write_video: the corpus generator lives with the tests that define the kinds."""
+    tests_dir = Path(__file__).resolve().parents[2] / "tests"
+    if not (tests_dir / "synthetic_videos.py").is_file():
+        raise FileNotFoundError(f"{tests_dir / 'synthetic_videos.py'} is missing: the synthetic corpus needs the "
+                                "repository's tests folder; pass --videos DIR instead")
+    if str(tests_dir) not in sys.path:
+        sys.path.insert(0, str(tests_dir))
+    from synthetic_videos import write_video
+
+    return write_video
+
+
+def folder_corpus(folder: Path) -> dict[str, list[str]]:
+    """Videos under ``folder`` grouped by codec and container (e.g. 'mpeg4 .avi')."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--videos {folder}: not a folder")
+    corpus: dict[str, list[str]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
+        try:
+            codec = probe_video(path).codec
+        except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)
+            print(f"skipping {path}: {err}", file=sys.stderr)
+            continue
+        corpus.setdefault(f"{codec} {path.suffix.lower()}", []).append(str(path))
+    if not corpus:
+        raise FileNotFoundError(f"--videos {folder}: no readable video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return corpus
+
+
+# ----------------------------------------------------------------------------------------------- decode methods
+
+def decode_ours(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
+    return decode_frames(path, indices, info=info)
+
+
+def decode_pyav_whole_file(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
+    """What a plain PyAV loader does: decode every frame of the file, convert the needed ones."""
+    return _pyav_from_start(path, indices, stop_early=False)
+
+
+def decode_pyav_stop_after_last(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
+    """Decode from the start, convert the needed frames, stop after the last needed one."""
+    return _pyav_from_start(path, indices, stop_early=True)
+
+
+def _pyav_from_start(path, indices, stop_early):
+    wanted = set(indices.tolist())
+    last = int(indices.max())
+    frames = {}
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1  # one core: compare the algorithms, not the threading
+        for number, frame in enumerate(container.decode(stream)):
+            if number in wanted:
+                frames[number] = frame.to_ndarray(format="rgb24")
+            if stop_early and number >= last:
+                break
+    return np.stack([frames[i] for i in indices.tolist()])
+
+
+def torchcodec_method() -> tuple[Callable | None, str]:
+    """torchcodec's exact mode on one thread, or (None, why it is unavailable)."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+    except Exception as err:  # noqa: BLE001 (ImportError, or its FFmpeg libraries failing to load)
+        return None, f"not importable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+
+    def decode_torchcodec(path, indices, info):
+        decoder = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NHWC")
+        return decoder.get_frames_at(indices.tolist()).data.numpy()
+
+    return decode_torchcodec, ""
+
+
+def sequential_decode(path: str) -> np.ndarray:
+    """Reference frames: everything a plain sequential decode outputs, RGB (N, H, W, 3)."""
+    with av.open(path) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@dataclass
+class MethodTally:
+    """Time and correctness of one decode method over the clips of one kind."""
+
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    clips: int = 0
+    mismatched_clips: int = 0
+    errors: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "clips": self.clips,
+            "clips_per_cpu_s": self.clips / self.cpu_s if self.cpu_s else None,
+            "clips_per_wall_s": self.clips / self.wall_s if self.wall_s else None,
+            "identical_frames": self.clips > 0 and self.mismatched_clips == 0 and not self.errors,
+            "mismatched_clips": self.mismatched_clips,
+            "errors": self.errors[:5],
+        }
+
+
+def bench_decode(corpus: dict[str, list[str]], infos: dict[str, VideoInfo], args) -> dict:
+    """Per kind: every method on the same clips, methods interleaved clip by clip; frames checked."""
+    methods: dict[str, Callable] = {
+        "ours": decode_ours,
+        BASELINE: decode_pyav_whole_file,
+        "pyav_stop_after_last": decode_pyav_stop_after_last,
+    }
+    unavailable = {}
+    if args.no_torchcodec:
+        unavailable["torchcodec_exact"] = "skipped (--no_torchcodec)"
+    else:
+        method, why = torchcodec_method()
+        if method is None:
+            unavailable["torchcodec_exact"] = why
+        else:
+            methods["torchcodec_exact"] = method
+    rng = np.random.default_rng(args.seed)
+    results = {}
+    for kind, paths in corpus.items():
+        tallies = {name: MethodTally() for name in methods}
+        # clips spread round-robin over the kind's videos; each video's reference decoded once, then dropped
+        per_video = [args.clips // len(paths) + (i < args.clips % len(paths)) for i in range(len(paths))]
+        for path, count in zip(paths, per_video):
+            if not count:
+                continue
+            info = infos[path]
+            reference = sequential_decode(path)
+            for _ in range(count):
+                indices = train_clip_indices(info.num_frames, args.frames, args.rate, rng=rng)
+                expected = reference[indices]
+                for name, method in methods.items():
+                    _time_one(tallies[name], method, path, indices, info, expected)
+        kind_result = {name: tally.as_dict() for name, tally in tallies.items()}
+        kind_result.update({name: {"unavailable": why} for name, why in unavailable.items()})
+        base = kind_result[BASELINE]["clips_per_cpu_s"]
+        ratios = {name: (r["clips_per_cpu_s"] / base if base and r.get("clips_per_cpu_s") else None)
+                  for name, r in kind_result.items() if "unavailable" not in r}
+        results[kind] = {
+            "videos": len(paths),
+            "frames_per_video": [infos[p].num_frames for p in paths],
+            "methods": kind_result,
+            "ratio_vs_whole_file": ratios,
+            "ratio": ratios["ours"],
+        }
+    return results
+
+
+def _time_one(tally: MethodTally, method, path, indices, info, expected):
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        frames = method(path, indices, info)
+    except Exception as err:  # noqa: BLE001 (an alternative decoder failing is a result to report)
+        tally.errors.append(f"{Path(path).name}: {type(err).__name__}: {err}")
+        tally.mismatched_clips += 1
+        return
+    tally.cpu_s += time.process_time() - cpu
+    tally.wall_s += time.perf_counter() - wall
+    tally.clips += 1
+    if frames.shape != expected.shape or not np.array_equal(frames, expected):
+        tally.mismatched_clips += 1
+
+
+# ------------------------------------------------------------------------------------------------------ loader
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's children: exited (and waited for) ones plus the ones still running."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+    except OSError:
+        children = []
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
+def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[dict]:
+    """One DataLoader run per (repeats, workers, prefetch, persistent) setting; clips/s per core and wall."""
+    from datasets import Dataset
+    from torch.utils.data import DataLoader
+
+    from pipeline.data.clip_transform import ClipSampling, ClipTransform
+    from pipeline.data.collate import VideoCollator
+    from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
+
+    prep = VideoPreprocessing(args.size, (args.size, args.size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    # the recipes' training augmentation (recipes/videomae.yaml): random resized crop 0.25-1, flip
+    augmentation = AugmentationSettings(random_crop=True, crop_scale=(0.25, 1.0), horizontal_flip=True,
+                                        color_jitter=args.color_jitter)
+    pin = bool(args.pin_memory) and torch.cuda.is_available()
+    runs = []
+    for repeats in args.repeats:
+        videos = max(1, args.loader_clips // repeats)
+        order = np.random.default_rng(args.seed).integers(0, len(paths), videos)
+        dataset = Dataset.from_dict({
+            "video": [paths[i] for i in order],
+            "label": [int(i) % 7 for i in order],
+            "video_info": [infos[paths[i]].to_dict() for i in order],
+        })
+        transform = ClipTransform(ClipSampling(args.frames, args.rate), prep, train=True,
+                                  augmentation=augmentation, repeats=repeats)
+        dataset = dataset.with_transform(transform)
+        for workers in args.workers:
+            for prefetch in (args.prefetch_factor if workers else [None]):
+                for persistent in (args.persistent_workers if workers else [0]):
+                    torch.manual_seed(args.seed)
+                    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                                        collate_fn=VideoCollator(), prefetch_factor=prefetch,
+                                        persistent_workers=bool(persistent), pin_memory=pin)
+                    if persistent:
+                        _epoch(loader)  # start-up epoch: a persistent loader pays worker start-up only once
+                    measured = _epoch(loader)
+                    runs.append({
+                        "repeats": repeats, "workers": workers, "prefetch_factor": prefetch,
+                        "persistent_workers": bool(persistent), "pin_memory": pin, "batch_size": args.batch_size,
+                        **measured,
+                    })
+                    del loader
+    return runs
+
+
+def _epoch(loader) -> dict:
+    """One pass over the loader: clips, CPU time of main process and workers, wall time."""
+    clips = 0
+    main_cpu, child_cpu, wall = time.process_time(), _children_cpu_s(), time.perf_counter()
+    for batch in loader:
+        clips += batch["pixel_values"].shape[0]
+        if clips == batch["pixel_values"].shape[0]:
+            shape = list(batch["pixel_values"].shape)
+    wall = time.perf_counter() - wall
+    main_cpu = time.process_time() - main_cpu
+    child_cpu = _children_cpu_s() - child_cpu
+    total = main_cpu + child_cpu
+    return {
+        "clips": clips, "batch_shape": shape, "wall_s": wall,
+        "clips_per_wall_s": clips / wall, "clips_per_cpu_s": clips / total if total else None,
+        "main_cpu_ms_per_clip": 1000 * main_cpu / clips, "worker_cpu_ms_per_clip": 1000 * child_cpu / clips,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ report
+
+def machine() -> dict:
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "affinity": affinity,
+        "load_average": os.getloadavg(), "python": platform.python_version(), "torch": torch.__version__,
+        "av": av.__version__, "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+    }
+
+
+def format_tables(results: dict) -> str:
+    lines = []
+    decode = results.get("decode") or {}
+    if decode:
+        names = list(next(iter(decode.values()))["methods"])
+        lines.append(f"decode {results['settings']['frames']} frames at rate {results['settings']['rate']}, RGB "
+                     "uint8: clips per CPU-second (x = ratio to decoding the whole file; * = frames differ)")
+        lines.append("| kind | videos | " + " | ".join(names) + " |")
+        lines.append("|---|---|" + "---|" * len(names))
+        for kind, r in decode.items():
+            cells = []
+            for name in names:
+                m = r["methods"][name]
+                if "unavailable" in m:
+                    cells.append("n/a")
+                    continue
+                ratio = r["ratio_vs_whole_file"].get(name)
+                flag = "" if m["identical_frames"] else f" *{m['mismatched_clips']}/{m['clips'] + len(m['errors'])}"
+                cells.append(f"{m['clips_per_cpu_s']:.0f} ({ratio:.2f}x){flag}" if m["clips_per_cpu_s"] else "-")
+            lines.append(f"| {kind} | {r['videos']} | " + " | ".join(cells) + " |")
+        missing = {n: m["unavailable"] for r in decode.values() for n, m in r["methods"].items() if "unavailable" in m}
+        lines += [f"{name}: {why}" for name, why in missing.items()]
+    loader = results.get("loader") or []
+    if loader:
+        s = results["settings"]
+        lines.append("")
+        lines.append(f"loader: {s['frames']} x {s['size']}x{s['size']} clips, training augmentation, ClipTransform + "
+                     f"VideoCollator in a DataLoader (batch {s['batch_size']} videos) on {results['loader_videos']}")
+        lines.append("| R | workers | prefetch | persistent | clips | clips/s per core | wall clips/s | "
+                     "main ms/clip | worker ms/clip |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for run in loader:
+            lines.append(
+                f"| {run['repeats']} | {run['workers']} | {run['prefetch_factor'] or '-'} | "
+                f"{'yes' if run['persistent_workers'] else 'no'} | {run['clips']} | {run['clips_per_cpu_s']:.1f} | "
+                f"{run['clips_per_wall_s']:.1f} | {run['main_cpu_ms_per_clip']:.1f} | {run['worker_cpu_ms_per_clip']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(1)  # one core: a loader worker runs single-threaded too
+    with tempfile.TemporaryDirectory(prefix="benchmark_data_") as scratch:
+        if args.videos is not None:
+            corpus = folder_corpus(args.videos)
+        else:
+            root = args.workdir or Path(scratch)
+            root.mkdir(parents=True, exist_ok=True)
+            corpus = write_corpus(root, args.kinds, args.num_videos, args.video_size, args.seconds, args.seed)
+            real = args.real if args.real is not None else ([DEFAULT_REAL_CLIP] if DEFAULT_REAL_CLIP.is_file() else [])
+            if REAL_KIND in args.kinds and real:
+                corpus[REAL_KIND] = [str(p) for p in real]
+        infos = {path: probe_video(path) for paths in corpus.values() for path in paths}  # probed once, as in training
+        results: dict = {"command": " ".join(["python -m pipeline.benchmark data", *(argv or sys.argv[1:])]),
+                         "machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v
+                                                            for k, v in vars(args).items()}}
+        if not args.skip_decode:
+            results["decode"] = bench_decode(corpus, infos, args)
+        if not args.skip_loader:
+            kinds = list(corpus) if "all" in args.loader_kinds else [k for k in args.loader_kinds if k in corpus]
+            if not kinds:
+                kinds = list(corpus)
+            paths = [p for k in kinds for p in corpus[k]]
+            results["loader_videos"] = ", ".join(f"{k} ({len(corpus[k])})" for k in kinds)
+            results["loader"] = bench_loader(paths, infos, args)
+    print(format_tables(results))
+    print("(clips per CPU-second = clips/s per core; the machine may be shared: compare ratios within one run)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

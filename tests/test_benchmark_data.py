@@ -1,0 +1,131 @@
+"""`python -m pipeline.benchmark data` on a tiny corpus, and the lean loader path it measures."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader
+
+import pipeline.benchmark.data as bench
+from pipeline.data.clip_transform import ClipSampling, ClipTransform
+from pipeline.data.collate import VideoCollator
+from pipeline.data.decoding import probe_video
+from pipeline.data.transforms import (
+    AugmentationSettings,
+    VideoPreprocessing,
+    as_video,
+    build_normalize,
+    build_train_transform,
+)
+
+KINDS = ["xvid_gop12", "xvid_packed", "h264"]
+TINY = ["--num_videos", "1", "--video_size", "48", "64", "--seconds", "1.6", "2.4", "--frames", "4", "--rate", "3",
+        "--size", "32", "--batch_size", "2"]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench_corpus")
+
+
+@pytest.fixture(scope="module")
+def report(corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_out") / "data.json"
+    args = ["--workdir", str(corpus_dir), "--kinds", *KINDS, "real", "--clips", "6", "--loader_clips", "8",
+            "--workers", "1", "--repeats", "2", "--loader_kinds", "all", "--json", str(out), *TINY]
+    returned = bench.main(args)
+    written = json.loads(out.read_text())
+    assert written["decode"].keys() == returned["decode"].keys()
+    return written
+
+
+def test_decode_ratios_per_kind_with_our_frames_identical(report):
+    decode = report["decode"]
+    assert set(decode) == {*KINDS, "real"}
+    for kind, result in decode.items():
+        ours = result["methods"]["ours"]
+        assert ours["clips"] == 6 and ours["identical_frames"] and ours["mismatched_clips"] == 0, (kind, ours)
+        baseline = result["methods"][bench.BASELINE]
+        assert baseline["identical_frames"] and baseline["clips_per_cpu_s"] > 0
+        assert result["ratio"] == pytest.approx(ours["clips_per_cpu_s"] / baseline["clips_per_cpu_s"])
+        assert result["ratio"] > 0
+        torchcodec = result["methods"]["torchcodec_exact"]
+        assert "unavailable" in torchcodec or torchcodec["clips"] == 6
+
+
+def test_loader_runs_in_a_real_dataloader_with_repeats(report):
+    (run,) = report["loader"]
+    assert run["workers"] == 1 and run["repeats"] == 2
+    # 8 clips = 4 videos x R=2, batches of 2 videos -> 4 rows of (4, 3, 32, 32)
+    assert run["clips"] == 8 and run["batch_shape"] == [4, 4, 3, 32, 32]
+    assert run["clips_per_cpu_s"] > 0 and run["clips_per_wall_s"] > 0
+    assert run["worker_cpu_ms_per_clip"] > 0  # the work happened in the worker, and was counted
+
+
+def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):
+    def off_by_one(path, indices, info):  # what torchcodec does on packed B-frame AVIs (DESIGN fact 11)
+        return bench.decode_ours(path, np.maximum(indices - 1, 0), info)
+
+    monkeypatch.setattr(bench, "decode_pyav_stop_after_last", off_by_one)
+    args = bench.build_parser().parse_args(["--clips", "3", "--no_torchcodec", *TINY])
+    corpus = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)
+    infos = {p: probe_video(p) for p in corpus["xvid_gop12"]}
+    result = bench.bench_decode(corpus, infos, args)["xvid_gop12"]["methods"]
+    assert result["ours"]["identical_frames"]
+    assert not result["pyav_stop_after_last"]["identical_frames"]
+    assert result["pyav_stop_after_last"]["mismatched_clips"] >= 2  # every clip not starting at frame 0
+    table = bench.format_tables({"decode": {"xvid_gop12": {
+        "videos": 1, "methods": result, "ratio_vs_whole_file": {k: 1.0 for k in result}}},
+        "settings": {"frames": 4, "rate": 3}})
+    assert "(1.00x) *" in table  # the table marks the method whose frames differ
+
+
+def _train_dataset(path, num_videos, repeats, size=32):
+    prep = VideoPreprocessing(size, (size, size))
+    transform = ClipTransform(ClipSampling(4, 2), prep, train=True, repeats=repeats,
+                              augmentation=AugmentationSettings(crop_scale=(0.25, 1.0)))
+    info = probe_video(path).to_dict()
+    return Dataset.from_dict({"video": [str(path)] * num_videos, "label": list(range(num_videos)),
+                              "video_info": [info] * num_videos}).with_transform(transform)
+
+
+def test_collator_passes_transform_rows_on_without_copying(corpus_dir):
+    path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
+    dataset = _train_dataset(path, 3, repeats=2)
+    examples = dataset.__getitems__([0, 1, 2])  # what a DataLoader fetch does: one transform call per batch
+    batch = VideoCollator()(examples)
+    assert batch["pixel_values"].shape == (6, 4, 3, 32, 32)
+    assert batch["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert batch["pixel_values"].data_ptr() == examples[0]["pixel_values"].data_ptr()  # no stacking copy
+    torch.testing.assert_close(batch["pixel_values"], torch.cat([e["pixel_values"] for e in examples]))
+    # a failed video breaks the run of rows: the collator falls back to stacking the good ones
+    examples[1]["pixel_values"] = None
+    batch = VideoCollator()(examples)
+    assert batch["pixel_values"].shape == (4, 4, 3, 32, 32) and batch["labels"].tolist() == [0, 0, 2, 2]
+    torch.testing.assert_close(batch["pixel_values"][2:], examples[2]["pixel_values"])
+
+
+def test_worker_batches_arrive_in_shared_memory(corpus_dir):
+    path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
+    loader = DataLoader(_train_dataset(path, 4, repeats=1), batch_size=2, num_workers=1, collate_fn=VideoCollator())
+    batches = list(loader)
+    assert [b["pixel_values"].shape[0] for b in batches] == [2, 2]
+    assert all(b["pixel_values"].is_shared() for b in batches)  # built there, not copied there when sent
+    assert all(torch.isfinite(b["pixel_values"]).all() for b in batches)
+
+
+def test_normalize_into_a_given_tensor_equals_a_fresh_one():
+    prep = VideoPreprocessing(32, (32, 32), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    normalize = build_normalize(prep)
+    clip = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # channels-last strides
+    expected = (clip.float() / 255 - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
+    out = torch.empty(4, 3, 32, 32)
+    assert normalize(clip, out=out) is out
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(normalize(clip), expected)
+    with pytest.raises(ValueError, match="shape"):
+        normalize(clip, out=torch.empty(4, 3, 16, 16))
+    video = torch.randint(0, 256, (4, 3, 48, 64), dtype=torch.uint8)
+    assert build_train_transform(prep)(as_video(video)).is_contiguous()
