@@ -18,7 +18,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
-from transformers import EarlyStoppingCallback, Trainer
+from transformers import EarlyStoppingCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from pipeline.configs import parse_args, resolved_recipe
@@ -29,6 +29,7 @@ from pipeline.data.sources import build_dataset
 from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
 from pipeline.metrics import load_metric
 from pipeline.models import get_model
+from pipeline.video_trainer import VideoTrainer
 
 logger = logging.getLogger("pipeline.train")
 
@@ -109,9 +110,23 @@ def prepare_training_args(training_args, model_args, run_args) -> None:
         raise ValueError("early_stopping_patience needs load_best_model_at_end: true (and an eval strategy)")
 
 
-def main(model_args, data_args, run_args, training_args) -> dict[str, float]:
+def check_world_size(training_args) -> None:
+    """Fails when the launcher started several processes but each one trains alone (e.g. DDP on a machine without
+    GPUs whose recipe lacks ``use_cpu: true``): they would all train on the whole data and write one output_dir."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size != launched:
+        raise RuntimeError(
+            f"the launcher started {launched} processes (WORLD_SIZE={launched}) but the Trainer sees a world of "
+            f"{training_args.world_size} on {training_args.device}: on a machine without GPUs set use_cpu: true "
+            "(recipe or --use_cpu true) or ACCELERATE_USE_CPU=true"
+        )
+
+
+def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict[str, float]:
+    """Trains, evaluates and saves; ``callbacks``: extra ``TrainerCallback`` objects (tests use them to watch ranks)."""
     setup_logging(training_args)
     log_process(training_args)
+    check_world_size(training_args)
     prepare_training_args(training_args, model_args, run_args)
 
     with training_args.main_process_first(desc="dataset preparation"):
@@ -166,10 +181,10 @@ def main(model_args, data_args, run_args, training_args) -> dict[str, float]:
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
-    callbacks = []
+    callbacks = list(callbacks or [])
     if run_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
-    trainer = Trainer(
+    trainer = VideoTrainer(
         model=model,
         args=training_args,
         train_dataset=train_ds,
@@ -241,9 +256,9 @@ def main(model_args, data_args, run_args, training_args) -> dict[str, float]:
     return results
 
 
-def run(argv: list[str] | None = None) -> dict[str, float]:
+def run(argv: list[str] | None = None, callbacks=None) -> dict[str, float]:
     """Parses ``argv`` (recipe path first) and trains."""
-    return main(*parse_args(argv))
+    return main(*parse_args(argv), callbacks=callbacks)
 
 
 if __name__ == "__main__":

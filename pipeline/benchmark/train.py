@@ -1,0 +1,299 @@
+"""``python -m pipeline.benchmark train --recipe R [--steps N] [--warmup W] [--peak_tflops X] [--json OUT] [...]``.
+
+Times training steps of a recipe's model on the recipe's real data pipeline (the same dataset, probing, clip
+transform, collator and model that pipeline/train.py builds) and reports:
+
+- clips/s over the measured steps (a clip is one row of ``pixel_values``; repeated augmentation gives R per video);
+- per step, the time blocked in ``next(dataloader)`` (data wait) and the time of host-to-device copy + forward +
+  backward + clipping + optimizer step (compute; ends with ``torch.cuda.synchronize()`` on GPU);
+- peak memory: ``torch.cuda.max_memory_allocated`` on GPU, the main process's peak RSS on CPU (loader workers,
+  being other processes, are not included);
+- model FLOPs per clip (analytic for VideoMAE/TimeSformer, see ``model_flops``; counted by torch's
+  FlopCounterMode for the rest) and MFU = 3 x forward FLOPs x clips/s / peak. The peak defaults to 989 TFLOP/s
+  (H100 SXM, dense bf16) on GPU; on CPU it must be given or MFU is n/a.
+
+Optimizer AdamW with the recipe's lr/betas/eps/weight decay; autocast bf16/fp16 as the recipe asks (bf16 also on
+CPU, like the Trainer; fp16 only on GPU, with a GradScaler). Anything after the known options is a train.py
+override (``--per_device_train_batch_size 8 --gradient_checkpointing true ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from pipeline.benchmark.model_flops import ANALYTIC, TRAINING_FACTOR, analytic_forward_flops, counted_forward_flops
+from pipeline.configs import parse_args
+from pipeline.data.clip_transform import ClipSampling, ClipTransform
+from pipeline.data.collate import VideoCollator
+from pipeline.data.metadata import add_video_info
+from pipeline.data.sources import build_dataset
+from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
+from pipeline.models import get_model
+
+logger = logging.getLogger("pipeline.benchmark.train")
+
+H100_BF16_DENSE_TFLOPS = 989.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.benchmark train",
+        description="Time training steps of a recipe on its real data pipeline. "
+        "Unknown options are train.py overrides.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--recipe", required=True, help="recipe YAML (as for pipeline/train.py)")
+    parser.add_argument("--steps", type=int, default=20, help="measured training steps")
+    parser.add_argument("--warmup", type=int, default=3, help="steps run first and not measured (start-up, caches)")
+    parser.add_argument(
+        "--peak_tflops", type=float, default=None,
+        help=f"peak TFLOP/s of the device for MFU (default on GPU: {H100_BF16_DENSE_TFLOPS:g}, H100 bf16 dense)",
+    )
+    parser.add_argument("--json", default=None, help="write the results here as JSON")
+    return parser
+
+
+def build_training_setup(recipe: str, overrides: list[str]):
+    """The objects train.py builds: (args tuple, model, train dataset with its clip transform, collator)."""
+    model_args, data_args, run_args, training_args = parse_args([recipe, *overrides])
+    splits = build_dataset(data_args)
+    splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
+    train = splits["train"]
+    if data_args.max_train_samples is not None and data_args.max_train_samples < len(train):
+        train = train.shuffle(seed=data_args.split_seed).select(range(data_args.max_train_samples))
+    labels = train.features["label"].names
+    model, processor = get_model(
+        labels,
+        model_name_or_path=model_args.model_name_or_path,
+        model_type=model_args.model_type,
+        config_overrides=model_args.overrides(),
+        processor_name_or_path=model_args.processor_name_or_path,
+        image_size=model_args.image_size,
+        num_frames=data_args.num_frames,
+        attn_implementation=model_args.attn_implementation,
+        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
+        cache_dir=model_args.cache_dir,
+    )
+    num_frames = data_args.num_frames or model.config.num_frames
+    sampling = ClipSampling(
+        num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video
+    )
+    augmentation = AugmentationSettings(
+        random_crop=data_args.random_crop,
+        crop_scale=tuple(data_args.crop_scale),
+        horizontal_flip=data_args.horizontal_flip,
+        color_jitter=data_args.color_jitter,
+        rotation_range=data_args.rotation_range,
+    )
+    transform = ClipTransform(
+        sampling, VideoPreprocessing.from_processor(processor), train=True, augmentation=augmentation,
+        repeats=data_args.repeated_augmentation,
+    )
+    return (model_args, data_args, run_args, training_args), model, train.with_transform(transform), VideoCollator()
+
+
+def precision_of(training_args, device: torch.device) -> tuple[str, torch.dtype | None]:
+    """(label, autocast dtype) the Trainer would use: bf16 anywhere, fp16 only on GPU (DESIGN fact 7)."""
+    if training_args.bf16:
+        return "bf16", torch.bfloat16
+    if training_args.fp16:
+        return ("fp16", torch.float16) if device.type == "cuda" else ("fp32 (fp16 ignored on CPU)", None)
+    return "fp32", None
+
+
+def make_loader(dataset, collator, training_args, device: torch.device) -> torch.utils.data.DataLoader:
+    workers = training_args.dataloader_num_workers
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=training_args.per_device_train_batch_size,
+        shuffle=True,
+        drop_last=True,  # every measured step has a full batch
+        num_workers=workers,
+        collate_fn=collator,
+        pin_memory=training_args.dataloader_pin_memory and device.type == "cuda",
+        persistent_workers=workers > 0,  # the loop restarts the loader when a short dataset runs out
+        prefetch_factor=(training_args.dataloader_prefetch_factor or 2) if workers > 0 else None,
+    )
+
+
+def endless(loader):
+    """Batches forever: a benchmark may want more steps than one pass over a small dataset holds."""
+    while True:
+        yield from loader
+
+
+def attention_of(model, model_args) -> str | None:
+    """The attention kernel of a transformer family (what --attn_implementation chose); None for CNNs like I3D."""
+    if model.config.model_type not in ANALYTIC:
+        return None
+    return model_args.attn_implementation or getattr(model.config, "_attn_implementation", None)
+
+
+def peak_memory(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "cuda_max_memory_allocated"
+    # Linux reports ru_maxrss in KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "cpu_peak_rss_main_process"
+
+
+def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_grad_norm, scaler):
+    """Runs warmup + steps training steps; returns per-step records of the measured ones and their wall time."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    records = []
+    wall_start = None
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync()
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            wall_start = time.perf_counter()
+        t0 = time.perf_counter()
+        batch = next(batches)
+        t1 = time.perf_counter()
+        pixel_values = batch["pixel_values"].to(device, non_blocking=True)
+        labels = batch["labels"].to(device, non_blocking=True)
+        with autocast:
+            loss = model(pixel_values=pixel_values, labels=labels).loss
+        scaler.scale(loss).backward()
+        if max_grad_norm and max_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+        t2 = time.perf_counter()
+        if step >= warmup:
+            records.append({"data_wait_s": t1 - t0, "compute_s": t2 - t1, "clips": int(pixel_values.shape[0]),
+                            "loss": float(loss.detach())})
+    wall = time.perf_counter() - wall_start
+    return records, wall, pixel_values
+
+
+def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, peak_tflops: float | None) -> dict:
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"--steps must be >= 1 and --warmup >= 0 (got {steps}, {warmup})")
+    (model_args, data_args, _, training_args), model, train_ds, collator = build_training_setup(recipe, overrides)
+    device = training_args.device
+    precision, dtype = precision_of(training_args, device)
+    if training_args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=training_args.gradient_checkpointing_kwargs)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
+        eps=training_args.adam_epsilon, weight_decay=training_args.weight_decay,
+        fused=device.type == "cuda",
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    loader = make_loader(train_ds, collator, training_args, device)
+
+    records, wall, last_batch = run_steps(
+        model, endless(loader), optimizer, steps=steps, warmup=warmup, device=device, dtype=dtype,
+        max_grad_norm=training_args.max_grad_norm, scaler=scaler,
+    )
+    memory, memory_kind = peak_memory(device)
+
+    clips = sum(r["clips"] for r in records)
+    data_wait = sum(r["data_wait_s"] for r in records)
+    compute = sum(r["compute_s"] for r in records)
+    clips_per_s = clips / wall
+    _, frames, _, height, width = last_batch.shape
+    analytic = analytic_forward_flops(model.config, frames, height, width)
+    counted = counted_forward_flops(model, last_batch[:1])
+    forward = analytic.forward if analytic else counted
+    if peak_tflops is None and device.type == "cuda":
+        peak_tflops = H100_BF16_DENSE_TFLOPS
+    achieved = TRAINING_FACTOR * forward * clips_per_s / 1e12
+    step_times = [r["data_wait_s"] + r["compute_s"] for r in records]
+    return {
+        "recipe": str(recipe),
+        "overrides": list(overrides),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "model_type": model.config.model_type,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "attn_implementation": attention_of(model, model_args),
+        "gradient_checkpointing": bool(training_args.gradient_checkpointing),
+        "precision": precision,
+        "batch_size": training_args.per_device_train_batch_size,
+        "clip_shape": [int(frames), 3, int(height), int(width)],
+        "dataloader_num_workers": training_args.dataloader_num_workers,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "clips": clips,
+        "wall_s": wall,
+        "clips_per_s": clips_per_s,
+        "step_s_median": statistics.median(step_times),
+        "data_wait_s": data_wait,
+        "compute_s": compute,
+        "data_wait_fraction": data_wait / (data_wait + compute),
+        "peak_memory_bytes": memory,
+        "peak_memory_kind": memory_kind,
+        "flops_per_clip_forward": forward,
+        "flops_per_clip_train": TRAINING_FACTOR * forward,
+        "flops_source": "analytic" if analytic else "FlopCounterMode",
+        "flops_formula": (analytic.formula + f"; training = {TRAINING_FACTOR} x forward") if analytic else None,
+        "flops_per_clip_forward_counted": counted,
+        "achieved_tflops": achieved,
+        "peak_tflops": peak_tflops,
+        "mfu": achieved / peak_tflops if peak_tflops else None,
+        "per_step": records,
+    }
+
+
+def _human(value, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}{unit}"
+    return f"{value}{unit}"
+
+
+def format_table(result: dict) -> str:
+    """Two columns, one quantity a row: what a reader compares between runs."""
+    gib = 2**30
+    rows = [
+        ("model", f"{result['model_type']} ({result['num_parameters'] / 1e6:.2f} M parameters, "
+                  f"attention {result['attn_implementation'] or 'n/a'}, gradient checkpointing "
+                  f"{'on' if result['gradient_checkpointing'] else 'off'})"),
+        ("device / precision", f"{result['device_name']} / {result['precision']}"),
+        ("batch x clip (T, C, H, W)", f"{result['batch_size']} x {tuple(result['clip_shape'])}"),
+        ("loader workers", result["dataloader_num_workers"]),
+        ("steps measured (warmup)", f"{result['steps']} ({result['warmup_steps']})"),
+        ("throughput", _human(result["clips_per_s"], " clips/s")),
+        ("median step", _human(result["step_s_median"], " s")),
+        ("data wait / compute", f"{result['data_wait_s']:.3f} s / {result['compute_s']:.3f} s "
+                                f"({100 * result['data_wait_fraction']:.1f}% waiting for data)"),
+        ("peak memory", f"{result['peak_memory_bytes'] / gib:.2f} GiB ({result['peak_memory_kind']})"),
+        ("model FLOPs / clip (train)", f"{result['flops_per_clip_train'] / 1e9:.3f} GFLOP ({result['flops_source']})"),
+        ("achieved", _human(result["achieved_tflops"], " TFLOP/s")),
+        ("MFU", "n/a (give --peak_tflops)" if result["mfu"] is None
+         else f"{100 * result['mfu']:.2f}% of {result['peak_tflops']:g} TFLOP/s"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = benchmark(args.recipe, overrides, steps=args.steps, warmup=args.warmup, peak_tflops=args.peak_tflops)
+    print(format_table(result))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, default=float))
+        print(f"\nwrote {path}")
+    return 0
