@@ -82,9 +82,11 @@ def test_clips_of_a_group_share_its_look_and_groups_differ():
     a, b = clip_spec(params, 0, 1, 1), clip_spec(params, 0, 1, 2)
     other_class = clip_spec(params, 5, 1, 1)
     other = clip_spec(params, 0, 2, 1)
-    # Group g01 has the same scene in every class, so the scene carries no class information...
+    # Group g01 has the same scene (palette, texture kind) in every class, so it carries no class information...
     for spec in (b, other_class):
-        np.testing.assert_array_equal(spec.look.background, a.look.background)
+        assert spec.look.texture == a.look.texture
+        assert np.abs(spec.look.background.mean((0, 1)) - a.look.background.mean((0, 1))).max() < 12
+    assert not np.array_equal(b.look.background, a.look.background)  # each clip its own variation
     # ...while every clip brings its own object, so no object look can be memorised per group
     assert not np.allclose(a.look.object_rgb, b.look.object_rgb)
     assert not np.allclose(a.look.object_rgb, other_class.look.object_rgb)
@@ -251,8 +253,9 @@ def test_single_frames_do_not_tell_a_pair_apart_but_the_motion_does(measured, pa
         assert pooled_ks[k] < 0.15, pooled_ks
         # ...while with the time known (first frames only) the two classes do not even overlap.
         assert first_ks[k] > 0.9, first_ks
-    # Features that stay fixed within a clip: 24 clips per class, so gaps up to ~0.4 are chance.
-    assert max(pooled_ks) < 0.5, pooled_ks
+    # Features that stay fixed within a clip: 24 clips per class, so gaps up to ~0.5 occur by chance
+    # (KS critical value for 24 vs 24 at p=0.001 is about 0.54).
+    assert max(pooled_ks) < 0.55, pooled_ks
     # One motion feature separates every clip of the pair, with a large margin.
     sign_a = np.sign(motion_a[:, k])
     sign_b = np.sign(motion_b[:, k])

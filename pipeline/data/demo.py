@@ -50,7 +50,7 @@ LOCK_NAME = ".demo.lock"
 VIDEO_DIR = "UCF-101"
 SPLIT_DIR = "ucfTrainTestlist"
 # Bump when the rendering changes, so a cached dataset from older code is regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 # Class name -> (motion kind, direction). classInd.txt lists them alphabetically, as UCF101 does.
 CLASS_MOTIONS: dict[str, tuple[str, int]] = {
@@ -124,6 +124,7 @@ class GroupLook:
     radius: float  # object size in pixels (canonical shapes fit in a unit disc)
     stripe_freq: float  # light stripes painted on the object, so its own rotation is visible
     background: np.ndarray  # (size + 2 * pad, size + 2 * pad, 3) float32, 0..255
+    texture: str = ""  # the group's texture kind
 
 
 @dataclass
@@ -167,30 +168,36 @@ def _smooth_field(rng: np.random.Generator, out_size: int, cells: int) -> np.nda
     return np.einsum("yi,xj,ijc->yxc", interp, interp, grid) / 1.5
 
 
-def group_look(params: DemoParams, group: int) -> GroupLook:
-    """The look shared by all clips of group `group` (1-based), in every class."""
+def group_look(params: DemoParams, group: int, clip: int | None = None) -> GroupLook:
+    """The scene of group `group` (1-based), in every class: its palette and texture kind; `clip` (1-based)
+    draws that clip's own variation of it (texture phase and scale, shading), so clips of a group look alike
+    without being copies: a small model then learns motion rather than a handful of backgrounds."""
     rng = _rng(params, 0, group)
+    variation = rng if clip is None else _rng(params, 3, group, clip)
     size = params.size
     full = size + 2 * _background_pad(size)
     # A darker background and a brighter object in every group: with the contrast's sign fixed, the
     # edges of a moving object change the same way in every clip, which a small model learns quickly.
     base = rng.uniform(25, 115, size=3)
-    background = base + 22.0 * _smooth_field(rng, full, cells=5)
-    yy, xx = np.mgrid[0:full, 0:full].astype(np.float64)
     texture = TEXTURES[rng.integers(len(TEXTURES))]
+    tint = rng.uniform(0.6, 1.0, size=3)
+    background = base + 22.0 * _smooth_field(variation, full, cells=5)
+    yy, xx = np.mgrid[0:full, 0:full].astype(np.float64)
     if texture == "stripes":
-        phi, period = rng.uniform(0, math.pi), rng.uniform(5, 11) * size / 64
+        phi, period = variation.uniform(0, math.pi), variation.uniform(5, 11) * size / 64
         pattern = np.sin(2 * math.pi * (xx * math.cos(phi) + yy * math.sin(phi)) / period)
-        amplitude = rng.uniform(6, 12)
+        amplitude = variation.uniform(6, 12)
     elif texture == "checker":
-        period = rng.uniform(8, 14) * size / 64
+        period = variation.uniform(8, 14) * size / 64
         pattern = np.sign(np.sin(2 * math.pi * xx / period) * np.sin(2 * math.pi * yy / period))
-        amplitude = rng.uniform(5, 10)
+        amplitude = variation.uniform(5, 10)
     else:
-        pattern = rng.normal(size=(full, full))
-        amplitude = rng.uniform(5, 9)
-    background = np.clip(background + amplitude * pattern[..., None] * rng.uniform(0.6, 1.0, size=3), 0, 255)
-    return _with_object(rng, background.astype(np.float32), size)
+        pattern = variation.normal(size=(full, full))
+        amplitude = variation.uniform(5, 9)
+    background = np.clip(background + amplitude * pattern[..., None] * tint, 0, 255)
+    look = _with_object(rng, background.astype(np.float32), size)
+    look.texture = texture
+    return look
 
 
 def _with_object(rng: np.random.Generator, background: np.ndarray, size: int) -> GroupLook:
@@ -221,7 +228,7 @@ def clip_spec(
     """Draws the trajectory of one clip. Its time reversal is a likely draw of the opposite class."""
     class_name = CLASS_NAMES[class_index]
     kind, sign = CLASS_MOTIONS[class_name]
-    scene = look if look is not None else group_look(params, group)
+    scene = look if look is not None else group_look(params, group, clip)
     # the group gives the scene; each clip brings its own object
     look = _with_object(_rng(params, 2, class_index, group, clip), scene.background, params.size)
     rng = _rng(params, 1, class_index, group, clip)
@@ -355,9 +362,8 @@ def generate_demo_dataset(output_dir: str | os.PathLike, params: DemoParams) -> 
     video_root, split_root = root / VIDEO_DIR, root / SPLIT_DIR
     split_root.mkdir(parents=True, exist_ok=True)
     written, train_lines, test_lines = [], [], []
-    looks = {group: group_look(params, group) for group in range(1, params.groups_per_class + 1)}
     for class_index, group, clip in _clip_list(params):
-        spec = clip_spec(params, class_index, group, clip, look=looks[group])
+        spec = clip_spec(params, class_index, group, clip)
         rel = clip_relpath(spec.class_name, group, clip)
         (video_root / spec.class_name).mkdir(parents=True, exist_ok=True)
         write_video(video_root / rel, render_clip(spec, params), params.fps)
