@@ -189,7 +189,9 @@ def test_remote_code_loads_in_a_fresh_interpreter_without_pipeline(tmp_path):
     assert report["pipeline_imported"] is False
     with torch.no_grad():
         expected = model(pixel_values).logits
-    assert torch.equal(torch.load(tmp_path / "logits.pt"), expected)
+    # same weights, same code, another interpreter: equal up to float reduction order (oneDNN picks kernels per
+    # process; 1e-9 differences were seen under load)
+    torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=1e-5, atol=1e-7)
 
 
 class _BrightnessClips(torch.utils.data.Dataset):
