@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -19,7 +20,8 @@ if __package__ in (None, ""):
 
 import yaml
 from transformers import EarlyStoppingCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from pipeline.configs import parse_args, resolved_recipe
 from pipeline.data.clip_transform import ClipSampling, ClipTransform
@@ -87,15 +89,24 @@ def compute_metrics_fn():
 
 
 def resume_checkpoint(training_args, run_args) -> str | None:
-    """Explicit --resume_from_checkpoint wins; else, with auto_resume, the last checkpoint in output_dir."""
+    """Explicit --resume_from_checkpoint wins; else, with auto_resume, the last complete checkpoint in output_dir.
+
+    A run killed while writing a checkpoint leaves a folder without trainer_state.json (the Trainer writes it
+    last); such a folder is moved aside (never deleted) so the resumed run can write that step again.
+    """
     if training_args.resume_from_checkpoint:
         return training_args.resume_from_checkpoint
-    if run_args.auto_resume and os.path.isdir(training_args.output_dir):
-        last = get_last_checkpoint(training_args.output_dir)
-        if last:
-            logger.info("resuming from the last checkpoint in output_dir: %s", last)
-        return last
-    return None
+    if not (run_args.auto_resume and os.path.isdir(training_args.output_dir)):
+        return None
+    for folder in Path(training_args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        if folder.is_dir() and folder.name.split("-")[-1].isdigit() and not (folder / TRAINER_STATE_NAME).exists():
+            aside = folder.with_name(f"{folder.name}.incomplete-{int(time.time())}")
+            logger.warning("checkpoint %s is incomplete (interrupted while saving): moved to %s", folder, aside)
+            folder.rename(aside)
+    last = get_last_checkpoint(training_args.output_dir)
+    if last:
+        logger.info("resuming from the last checkpoint in output_dir: %s", last)
+    return last
 
 
 def prepare_training_args(training_args, model_args, run_args) -> None:
@@ -108,6 +119,45 @@ def prepare_training_args(training_args, model_args, run_args) -> None:
         training_args.greater_is_better = True
     if run_args.early_stopping_patience and not training_args.load_best_model_at_end:
         raise ValueError("early_stopping_patience needs load_best_model_at_end: true (and an eval strategy)")
+
+
+def build_model(model_args, data_args, labels):
+    """(model, processor) for ``labels``, with the clip sampling written into the config: it travels with every
+    checkpoint, so evaluation and ``pipeline()`` sample frames exactly as training did."""
+    model, processor = get_model(
+        labels,
+        model_name_or_path=model_args.model_name_or_path,
+        model_type=model_args.model_type,
+        config_overrides=model_args.overrides(),
+        processor_name_or_path=model_args.processor_name_or_path,
+        image_size=model_args.image_size,
+        num_frames=data_args.num_frames,
+        attn_implementation=model_args.attn_implementation,
+        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
+        cache_dir=model_args.cache_dir,
+    )
+    model.config.num_frames = data_args.num_frames or model.config.num_frames
+    model.config.frame_sampling_rate = data_args.frame_sampling_rate
+    model.config.frame_sampling_strategy = data_args.sampling_strategy
+    model.config.short_video = data_args.short_video
+    return model, processor
+
+
+def build_clip_transforms(data_args, model, processor) -> tuple[ClipTransform, ClipTransform]:
+    """The (training, evaluation) dataset transforms for ``with_transform``."""
+    sampling = ClipSampling(
+        model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video
+    )
+    prep = VideoPreprocessing.from_processor(processor)
+    augmentation = AugmentationSettings(
+        random_crop=data_args.random_crop,
+        crop_scale=tuple(data_args.crop_scale),
+        horizontal_flip=data_args.horizontal_flip,
+        color_jitter=data_args.color_jitter,
+        rotation_range=data_args.rotation_range,
+    )
+    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation)
+    return train, ClipTransform(sampling, prep, train=False)
 
 
 def check_world_size(training_args) -> None:
@@ -141,40 +191,11 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
 
-    model, processor = get_model(
-        labels,
-        model_name_or_path=model_args.model_name_or_path,
-        model_type=model_args.model_type,
-        config_overrides=model_args.overrides(),
-        processor_name_or_path=model_args.processor_name_or_path,
-        image_size=model_args.image_size,
-        num_frames=data_args.num_frames,
-        attn_implementation=model_args.attn_implementation,
-        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
-        cache_dir=model_args.cache_dir,
-    )
-    num_frames = data_args.num_frames or model.config.num_frames
-    # the sampling travels with the checkpoint so evaluation and pipeline() reproduce it
-    model.config.num_frames = num_frames
-    model.config.frame_sampling_rate = data_args.frame_sampling_rate
-    model.config.frame_sampling_strategy = data_args.sampling_strategy
-    model.config.short_video = data_args.short_video
+    model, processor = build_model(model_args, data_args, labels)
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
-
-    sampling = ClipSampling(num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video)
-    prep = VideoPreprocessing.from_processor(processor)
-    augmentation = AugmentationSettings(
-        random_crop=data_args.random_crop,
-        crop_scale=tuple(data_args.crop_scale),
-        horizontal_flip=data_args.horizontal_flip,
-        color_jitter=data_args.color_jitter,
-        rotation_range=data_args.rotation_range,
-    )
-    train_ds = splits["train"].with_transform(
-        ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation)
-    )
-    eval_transform = ClipTransform(sampling, prep, train=False)
+    train_transform, eval_transform = build_clip_transforms(data_args, model, processor)
+    train_ds = splits["train"].with_transform(train_transform)
     eval_ds = splits["validation"].with_transform(eval_transform) if "validation" in splits else None
     if eval_ds is None and training_args.eval_strategy != "no":
         logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
@@ -223,7 +244,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
 
     if trainer.is_world_process_zero():
         recipe = resolved_recipe(model_args, data_args, run_args, training_args)
-        recipe["num_frames"] = num_frames
+        recipe["num_frames"] = model.config.num_frames
         Path(training_args.output_dir, "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     if run_args.run_multiview_evaluation and "test" in splits:

@@ -7,7 +7,6 @@ Training is the expensive part of the suite, so it happens once per session, exa
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

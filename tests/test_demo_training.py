@@ -69,7 +69,7 @@ def _checkpoints(out: Path) -> list[int]:
 def test_killed_run_resumes_from_last_checkpoint(demo_dataset, tmp_path):
     out = tmp_path / "run"
     args = ["recipes/demo.yaml", "--dataset_dir", str(demo_dataset), "--output_dir", str(out), "--report_to", "none",
-            "--max_steps", "12", "--save_strategy", "steps", "--save_steps", "3", "--save_total_limit", "10",
+            "--max_steps", "60", "--save_strategy", "steps", "--save_steps", "3", "--save_total_limit", "40",
             "--eval_strategy", "no", "--load_best_model_at_end", "false", "--per_device_train_batch_size", "4",
             "--dataloader_num_workers", "0", "--dataloader_persistent_workers", "false", "--disable_tqdm", "true"]
     process = subprocess.Popen([sys.executable, str(REPO / "pipeline" / "train.py"), *args], cwd=REPO,
@@ -80,13 +80,13 @@ def test_killed_run_resumes_from_last_checkpoint(demo_dataset, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     done = _checkpoints(out)
-    assert done and max(done) < 12, f"the run was not killed mid-way: {done}"
+    assert done and max(done) < 60, f"the run was not killed mid-way: {done}"
     killed_at = max(done)
 
     result = run_train(args)  # the very same command
     assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{killed_at}'}" in result.stdout
     state = json.loads((out / "trainer_state.json").read_text())
-    assert state["global_step"] == 12
+    assert state["global_step"] == 60
     # the resumed run did only the remaining steps: its logged history starts after the checkpoint
     train_results = json.loads((out / "train_results.json").read_text())
     assert train_results["epoch"] > 0

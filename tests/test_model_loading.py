@@ -1,6 +1,5 @@
 """get_model: from a config, from a local pretrained folder (classifier re-created), strict backbone loading."""
 
-import json
 
 import pytest
 import torch

@@ -33,12 +33,10 @@ import torch
 
 from pipeline.benchmark.model_flops import ANALYTIC, TRAINING_FACTOR, analytic_forward_flops, counted_forward_flops
 from pipeline.configs import parse_args
-from pipeline.data.clip_transform import ClipSampling, ClipTransform
 from pipeline.data.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
-from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
-from pipeline.models import get_model
+from pipeline.train import build_clip_transforms, build_model
 
 logger = logging.getLogger("pipeline.benchmark.train")
 
@@ -72,33 +70,8 @@ def build_training_setup(recipe: str, overrides: list[str]):
     if data_args.max_train_samples is not None and data_args.max_train_samples < len(train):
         train = train.shuffle(seed=data_args.split_seed).select(range(data_args.max_train_samples))
     labels = train.features["label"].names
-    model, processor = get_model(
-        labels,
-        model_name_or_path=model_args.model_name_or_path,
-        model_type=model_args.model_type,
-        config_overrides=model_args.overrides(),
-        processor_name_or_path=model_args.processor_name_or_path,
-        image_size=model_args.image_size,
-        num_frames=data_args.num_frames,
-        attn_implementation=model_args.attn_implementation,
-        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
-        cache_dir=model_args.cache_dir,
-    )
-    num_frames = data_args.num_frames or model.config.num_frames
-    sampling = ClipSampling(
-        num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video
-    )
-    augmentation = AugmentationSettings(
-        random_crop=data_args.random_crop,
-        crop_scale=tuple(data_args.crop_scale),
-        horizontal_flip=data_args.horizontal_flip,
-        color_jitter=data_args.color_jitter,
-        rotation_range=data_args.rotation_range,
-    )
-    transform = ClipTransform(
-        sampling, VideoPreprocessing.from_processor(processor), train=True, augmentation=augmentation,
-        repeats=data_args.repeated_augmentation,
-    )
+    model, processor = build_model(model_args, data_args, labels)
+    transform, _ = build_clip_transforms(data_args, model, processor)
     return (model_args, data_args, run_args, training_args), model, train.with_transform(transform), VideoCollator()
 
 
