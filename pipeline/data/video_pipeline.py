@@ -28,8 +28,8 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
-from .transforms import VideoPreprocessing, build_crop_and_normalize, build_eval_resize
-from .views import clip_frame_indices, load_views, read_frames
+from .transforms import VideoPreprocessing
+from .views import clip_frame_indices, load_views, views_of_clips
 
 # Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.
 DEFAULT_RATE = 4
@@ -161,28 +161,25 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 total, rate_hz, clip_span=(clip_len - 1) * rate + 1 if strategy == "dense" else None,
                 window=window, stride=stride, window_frames=window_frames, stride_frames=stride_frames,
             )
-            resize = build_eval_resize(self.preprocessing)
-            crop = build_crop_and_normalize(self.preprocessing, num_crops)
             for group_start in range(0, len(windows), WINDOWS_PER_DECODE):
                 group = windows[group_start:group_start + WINDOWS_PER_DECODE]
                 clips = [
-                    [start + clip for clip in clip_frame_indices(
-                        end - start, clip_len=clip_len, rate=rate, strategy=strategy, num_clips=num_clips,
-                        short=short)]
+                    start + clip
                     for start, end in group
+                    for clip in clip_frame_indices(end - start, clip_len=clip_len, rate=rate, strategy=strategy,
+                                                   num_clips=num_clips, short=short)
                 ]
-                # one decode per group: every distinct frame the group's clips need, each resized once
-                wanted = np.unique(np.concatenate([np.concatenate(c) for c in clips]))
-                resized = resize(read_frames(source.value, wanted, info))
-                for offset, ((start, end), window_clips) in enumerate(zip(group, clips)):
-                    views = []
-                    for clip in window_clips:
-                        views.extend(crop(resized[torch.from_numpy(np.searchsorted(wanted, clip))]))
+                # one decode per group of windows: each distinct frame decoded and resized once
+                views = views_of_clips(source.value, clips, processor_or_prep=self.preprocessing,
+                                       num_crops=num_crops, info=info)
+                per_window = num_clips * num_crops
+                for offset, (start, end) in enumerate(group):
+                    window_views = views[offset * per_window:(offset + 1) * per_window]
                     last_window = group_start + offset == len(windows) - 1
-                    for index, view in enumerate(views):
+                    for index, view in enumerate(window_views):
                         yield {"pixel_values": view.unsqueeze(0), "window": group_start + offset,
                                "start_frame": int(start), "end_frame": int(end), "fps": float(rate_hz or 0.0),
-                               "is_last": last_window and index == len(views) - 1}
+                               "is_last": last_window and index == len(window_views) - 1}
 
     # -- model -----------------------------------------------------------------------------------------------
     def _forward(self, model_inputs):

@@ -65,8 +65,22 @@ def load_views(
     clips = clip_frame_indices(
         total, clip_len=num_frames, rate=rate, strategy=strategy, num_clips=num_clips, short=short
     )
+    return views_of_clips(source, clips, processor_or_prep=processor_or_prep, num_crops=num_crops, info=info)
+
+
+def views_of_clips(
+    source: VideoSource,
+    clips: list[np.ndarray],
+    *,
+    processor_or_prep: Any,
+    num_crops: int = 1,
+    info: VideoInfo | None = None,
+) -> torch.Tensor:
+    """Views of the given clips (frame-index arrays) as float (len(clips)*C, T, C, H, W), clip-major.
+
+    Overlapping clips share frames: every distinct frame is decoded and resized once, then gathered per clip.
+    """
     prep = VideoPreprocessing.from_processor(processor_or_prep)
-    # overlapping clips share frames: decode and resize each distinct frame once, then gather per clip
     wanted = np.unique(np.concatenate(clips))
     resized = build_eval_resize(prep)(read_frames(source, wanted, info))
     position = np.searchsorted(wanted, np.concatenate(clips)).reshape(len(clips), -1)
