@@ -76,6 +76,26 @@ def log_process(training_args) -> None:
     )
 
 
+def set_cpu_threads(training_args) -> int | None:
+    """On CPU, gives each data worker a core of its own and the compute threads the rest.
+
+    torch defaults to one compute thread per core, which the DataLoader workers then fight for: on the 2-core
+    demo, 1 compute thread + 2 workers trained 1.25-1.3x faster than 2 + 2 (measured, 200 steps). An explicit
+    OMP_NUM_THREADS (set by the user, or by torchrun for several processes) wins. Returns the count it set.
+    """
+    if training_args.device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return None
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    threads = max(1, cores // processes_here - training_args.dataloader_num_workers)
+    torch.set_num_threads(threads)
+    logger.info("CPU: %d compute thread(s) per process beside %d data worker(s) on %d core(s)",
+                threads, training_args.dataloader_num_workers, cores)
+    return threads
+
+
 def compute_metrics_fn():
     """Top-1 / top-5 through the evaluate module shipped in the repo (offline, DESIGN fact 5)."""
     metric = load_metric("topk_accuracy")
@@ -177,6 +197,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     setup_logging(training_args)
     log_process(training_args)
     check_world_size(training_args)
+    set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
 
     with training_args.main_process_first(desc="dataset preparation"):

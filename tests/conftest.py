@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
 
 
+def demo_test_videos() -> int:
+    """Size of the default demo's test list (groups g01..g04 of every class), from the generator's parameters."""
+    from pipeline.data.demo import CLASS_NAMES, DemoParams
+
+    params = DemoParams()
+    return len(CLASS_NAMES) * sum(params.clips_in_group(g) for g in range(1, params.num_test_groups + 1))
+
+
 def run_train(args: list[str], *, cwd: Path = REPO, timeout: int = 900, env: dict | None = None,
               check: bool = True) -> subprocess.CompletedProcess:
     """Runs ``python pipeline/train.py ARGS`` like a user would; output is returned (and shown on failure)."""

@@ -8,7 +8,7 @@ import json
 import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
-from conftest import run_train
+from conftest import demo_test_videos, run_train
 from hub_server import LocalHubServer
 from pipeline.evaluation import main as evaluation_main
 from pipeline.inference import load_pipeline
@@ -44,7 +44,7 @@ def test_multiview_evaluation_outputs_and_consistency(evaluations):
         metrics = json.loads((folder / "metrics.json").read_text())
         recomputed = sum(r["label"] == r["prediction"] for r in rows) / len(rows)
         assert metrics["video_top1"] == pytest.approx(recomputed)
-        assert metrics["num_videos"] == len(rows) == 256  # the demo's test split
+        assert metrics["num_videos"] == len(rows) == demo_test_videos()
     assert single["num_clips"] == 1 and multi["num_clips"] == 3 and multi["num_crops"] == 3
     assert multi["video_top1"] >= single["video_top1"] - 0.01
     assert single["video_top1"] >= 0.95
