@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 RECIPE = REPO / "recipes" / "demo.yaml"
 CONFIG = REPO / "accelerate_configs" / "cpu_ddp.yaml"
 WORLD_SIZE = 2
-EVAL_BATCH = 20  # 2 ranks x 20 divides neither the validation (104) nor the test split (448): the sampler must pad
+EVAL_BATCH = 20  # 2 ranks x 20 divides neither the validation (168) nor the test split (704): the sampler must pad
 EPOCHS = None  # None: the recipe's own (set a number to shorten the run)
 MIN_TEST_ACCURACY = 0.9
 

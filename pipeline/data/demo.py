@@ -13,7 +13,7 @@ about the class. Measured while designing it: with one object look per group (12
 tiny VideoMAE memorised the 8 training looks (train loss 0.4, test accuracy at chance); with an
 object per clip it has to learn the motion. Later, over training seeds and machines: with 96 clips per
 class and slower turns, clockwise vs counter-clockwise made nearly all errors and runs ended between 0.94
-and 0.99 test accuracy; 160 clips per class, faster turns and a slender (asymmetric) triangle, with the
+and 0.99 test accuracy; 256 clips per class, faster turns and a slender (asymmetric) triangle, with the
 recipe's longer training, moved the weakest runs up (see recipes/demo.yaml and README "Results").
 
 Written tree (what the UCF101 code path reads)::
@@ -88,7 +88,7 @@ class DemoParams:
     """Everything the generated files depend on (stored in the manifest to validate the cache)."""
 
     seed: int = 0
-    clips_per_class: int = 160
+    clips_per_class: int = 256
     groups_per_class: int = 12
     size: int = 64
     num_frames: int = 32
