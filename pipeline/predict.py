@@ -18,7 +18,7 @@ from typing import Any, Iterable, Optional
 
 from tqdm.auto import tqdm
 
-from .data.decoding import VideoDecodeError
+from .inference.decoding import VideoDecodeError
 from .inference import load_pipeline
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}

@@ -24,14 +24,14 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from pipeline.configs import parse_args, resolved_recipe
-from pipeline.data.clip_transform import ClipSampling, ClipTransform
-from pipeline.data.collate import VideoCollator
+from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
-from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
-from pipeline.metrics import load_metric
+from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
+from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
-from pipeline.video_trainer import VideoTrainer
+from pipeline.training.trainer import VideoTrainer
 
 logger = logging.getLogger("pipeline.train")
 
@@ -290,7 +290,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         # uploads), then publish our card, figures and remote code over it in one commit
         trainer.push_to_hub(commit_message="Training finished")
         if trainer.is_world_process_zero():
-            from pipeline.hub import prepare_model_dir_for_hub, push_model_dir
+            from pipeline.publish.hub import prepare_model_dir_for_hub, push_model_dir
 
             prepare_model_dir_for_hub(training_args.output_dir, repo_id=trainer.hub_model_id)
             push_model_dir(training_args.output_dir, trainer.hub_model_id, token=training_args.hub_token,

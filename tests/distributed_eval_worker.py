@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.data.decoding import VideoDecodeError  # noqa: E402
+from pipeline.inference.decoding import VideoDecodeError  # noqa: E402
 from pipeline.evaluation import evaluate_model, load_trained_model  # noqa: E402
 
 LABELS = ("archery", "bowling", "cycling", "diving")

@@ -9,10 +9,10 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 import pipeline.benchmark.data as bench
-from pipeline.data.clip_transform import ClipSampling, ClipTransform
-from pipeline.data.collate import VideoCollator
-from pipeline.data.decoding import probe_video
-from pipeline.data.transforms import (
+from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.training.collate import VideoCollator
+from pipeline.inference.decoding import probe_video
+from pipeline.inference.preprocessing import (
     AugmentationSettings,
     VideoPreprocessing,
     as_video,

@@ -7,11 +7,11 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
-from pipeline.data.clip_transform import ClipSampling, ClipTransform
-from pipeline.data.collate import VideoCollator
-from pipeline.data.decoding import probe_video
-from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
-from pipeline.data.views import load_views
+from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.training.collate import VideoCollator
+from pipeline.inference.decoding import probe_video
+from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
+from pipeline.inference.views import load_views
 from synthetic_videos import read_frame_index, write_video
 
 IDENTITY = VideoPreprocessing(48, (48, 64), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -91,7 +91,7 @@ def test_bad_files_are_dropped_and_named(videos, caplog):
 def test_stored_video_info_skips_the_probe(videos, monkeypatch):
     good = videos[0]
     info = probe_video(good).to_dict()
-    import pipeline.data.clip_transform as module
+    import pipeline.training.clip_transform as module
 
     monkeypatch.setattr(module, "probe_video", lambda path: pytest.fail("probed again"))
     transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True)

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.data.decoding import (
+from pipeline.inference.decoding import (
     RESIZE_INTERPOLATION, DecodeStats, FrameIndexError, VideoDecodeError, VideoInfo, decode_frames,
     probe_video,
 )

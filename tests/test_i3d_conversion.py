@@ -90,7 +90,7 @@ def test_converted_folder_is_complete(converted_dir, model):
 
 
 def test_decoded_clip_through_the_project_preprocessing_is_cricket(converted_dir, model):
-    views = pytest.importorskip("pipeline.data.views", reason="the project's decoding + preprocessing")
+    views = pytest.importorskip("pipeline.inference.views", reason="the project's decoding + preprocessing")
     processor = AutoImageProcessor.from_pretrained(converted_dir)
     pixel_values = views.load_views(
         CLIP,

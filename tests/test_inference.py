@@ -14,9 +14,9 @@ import transformers
 from transformers import AutoImageProcessor, AutoModelForVideoClassification
 
 import pipeline  # noqa: F401  (registers our pipeline class with transformers)
-from pipeline.data.decoding import decode_frames, probe_video
-from pipeline.data.video_pipeline import PyAVVideoClassificationPipeline, timeline_windows
-from pipeline.data.views import load_views
+from pipeline.inference.decoding import decode_frames, probe_video
+from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline, timeline_windows
+from pipeline.inference.views import load_views
 from pipeline.inference import load_pipeline
 from synthetic_videos import write_video
 from tiny_videomae import FRAME_SAMPLING_RATE, LABELS, NUM_FRAMES, save_tiny_videomae

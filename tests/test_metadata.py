@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import metadata
-from pipeline.data.decoding import VideoInfo, decode_frames
+from pipeline.inference.decoding import VideoInfo, decode_frames
 from synthetic_videos import write_video
 
 

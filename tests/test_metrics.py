@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, top_k_accuracy_score
 
-from pipeline.metrics import available_metrics, load_metric
+from pipeline.evaluation.metric_modules import available_metrics, load_metric
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ from sklearn.metrics import (  # noqa: E402
     precision_recall_fscore_support,
 )
 
-from pipeline.metrics_report import compute_metrics, top_confusions, worst_classes, write_per_class_csv  # noqa: E402
+from pipeline.evaluation.metrics import compute_metrics, top_confusions, worst_classes, write_per_class_csv  # noqa: E402
 
 CLASS_NAMES = ["Archery", "Biking", "Bowling", "Diving", "Fencing", "Rowing", "Surfing"]
 # Class 4 (Fencing) has videos but is never predicted; class 5 (Rowing) is predicted but has no videos;

@@ -10,7 +10,7 @@ import pytest
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from pipeline.model_card import build_model_card, write_model_card
+from pipeline.publish.model_card import build_model_card, write_model_card
 
 LABELS = {"0": "ApplyEyeMakeup", "1": "Archery", "2": "Basketball"}
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.data import decoding
-from pipeline.data.sampling import eval_clip_indices, train_clip_indices
+from pipeline.inference import decoding
+from pipeline.inference.sampling import eval_clip_indices, train_clip_indices
 
 
 def test_reexported_from_decoding():

@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import VideoMAEImageProcessor
 
-from pipeline.data.transforms import (
+from pipeline.inference.preprocessing import (
     AugmentationSettings,
     VideoPreprocessing,
     as_video,

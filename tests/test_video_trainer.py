@@ -4,7 +4,7 @@ import torch
 from torch.utils.data import Dataset
 from transformers import TrainingArguments, VideoMAEConfig, VideoMAEForVideoClassification
 
-from pipeline.video_trainer import VideoTrainer
+from pipeline.training.trainer import VideoTrainer
 
 CONFIG = dict(image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=1,
               num_attention_heads=2, intermediate_size=37, num_labels=3)

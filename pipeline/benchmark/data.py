@@ -35,7 +35,7 @@ import av
 import numpy as np
 import torch
 
-from pipeline.data.decoding import VideoInfo, decode_frames, probe_video, train_clip_indices
+from pipeline.inference.decoding import VideoInfo, decode_frames, probe_video, train_clip_indices
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "h264", "h264_vfr_mkv")
 REAL_KIND = "real"
@@ -306,9 +306,9 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
     from datasets import Dataset
     from torch.utils.data import DataLoader
 
-    from pipeline.data.clip_transform import ClipSampling, ClipTransform
-    from pipeline.data.collate import VideoCollator
-    from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
+    from pipeline.training.clip_transform import ClipSampling, ClipTransform
+    from pipeline.training.collate import VideoCollator
+    from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
 
     prep = VideoPreprocessing(args.size, (args.size, args.size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     # the recipes' training augmentation (recipes/videomae.yaml): random resized crop 0.25-1, flip

@@ -33,7 +33,7 @@ import torch
 
 from pipeline.benchmark.model_flops import ANALYTIC, TRAINING_FACTOR, analytic_forward_flops, counted_forward_flops
 from pipeline.configs import parse_args
-from pipeline.data.collate import VideoCollator
+from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
 from pipeline.train import build_clip_transforms, build_model

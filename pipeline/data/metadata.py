@@ -20,7 +20,7 @@ from typing import Optional, Union
 
 import datasets
 
-from .decoding import PROBE_FORMAT_VERSION, VideoDecodeError, VideoInfo, probe_video
+from pipeline.inference.decoding import PROBE_FORMAT_VERSION, VideoDecodeError, VideoInfo, probe_video
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every explainer returns a heat map of shape (T', h, w) over the model's token or feature grid, normalised to
 [0, 1] for display (the rollout relevances before that normalisation sum to 1 over the input tokens).
 ``explain(model, pixel_values)`` picks the method from the model type; ``upsample_heatmap`` maps a heat map onto
-the input frames for an overlay (``pipeline.plots.plot_attention_overlay``).
+the input frames for an overlay (``pipeline.evaluation.figures.plot_attention_overlay``).
 
 Attention rollout (Abnar & Zuidema, 2020): each layer's head-averaged attention A, mixed with the residual
 connection as 0.5 * A + 0.5 * I, is multiplied through the layers; the row of the pooled output gives how much

@@ -13,8 +13,8 @@ from transformers import (
     VideoMAEForVideoClassification,
 )
 
-from pipeline import plots
-from pipeline.attention_maps import (
+from pipeline.evaluation import figures as plots
+from pipeline.evaluation.attention_maps import (
     attention_rollout,
     cam_target_layer,
     explain,

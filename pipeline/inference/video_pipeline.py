@@ -28,7 +28,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
-from .transforms import VideoPreprocessing
+from .preprocessing import VideoPreprocessing
 from .views import clip_frame_indices, load_views, views_of_clips
 
 # Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.

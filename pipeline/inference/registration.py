@@ -4,7 +4,7 @@
 ``PyAVVideoClassificationPipeline`` (pipeline/data/video_pipeline.py) for the "video-classification" task, for
 any local folder or Hub id, given only an image processor.
 
-A published repo names the same class in ``config.custom_pipelines`` (see pipeline.hub) so that it works where
+A published repo names the same class in ``config.custom_pipelines`` (see pipeline.publish.hub) so that it works where
 this package is not installed, with ``trust_remote_code=True``. transformers insists on that flag for any repo
 declaring a custom pipeline, even with the class registered here; ``load_pipeline`` passes our class
 explicitly instead and so needs no remote code at all.
@@ -19,7 +19,7 @@ from transformers import AutoModelForVideoClassification
 from transformers import pipeline as _transformers_pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .data.video_pipeline import PyAVVideoClassificationPipeline
+from .video_pipeline import PyAVVideoClassificationPipeline
 
 TASK = "video-classification"
 # transformers' default model for the task: pipeline("video-classification") without a model still works

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import classification_report
 
-from .metrics import load_metric
+from .metric_modules import load_metric
 
 # Headline keys, in the order a reader wants them (metrics.json and the report's first table).
 HEADLINE_KEYS = (

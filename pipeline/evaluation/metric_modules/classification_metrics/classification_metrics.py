@@ -1,7 +1,7 @@
 """Precision, recall, F1 (macro, weighted, per class) and the confusion matrix, as an `evaluate` module.
 
 A thin layer over scikit-learn so the numbers are scikit-learn's; shipped with the
-repository and loaded by path (``pipeline.metrics.load_metric``) so it works offline.
+repository and loaded by path (``pipeline.evaluation.metric_modules.load_metric``) so it works offline.
 Only standalone imports, one per line (`evaluate` imports the file on its own).
 
 Which classes count:

@@ -3,7 +3,7 @@
 ``python -m pipeline.evaluation --model DIR_OR_HUB_ID --dataset_dir DIR --output_dir OUT --num_clips K --num_crops C``
 or, from Python (``train.py`` does this after training), ``evaluate_model(model, processor, dataset, ...)``.
 
-Every view is made by ``pipeline.data.views.load_views``, the function ``pipeline()`` uses, with the frame sampling
+Every view is made by ``pipeline.inference.views.load_views``, the function ``pipeline()`` uses, with the frame sampling
 stored in the model config, so the numbers here are what ``pipeline()`` reproduces. A DataLoader over videos
 decodes all views of a video in a worker; views are flattened into batches of ``batch_size`` for the model.
 Under several processes (``accelerate launch`` / ``torchrun``) the videos are split between processes without
@@ -34,11 +34,11 @@ from accelerate.utils import gather_object
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from pipeline.data.decoding import VideoDecodeError, VideoInfo, decode_frames
-from pipeline.data.transforms import VideoPreprocessing
-from pipeline.data.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
-from pipeline.data.views import load_views
-from pipeline.metrics_report import compute_metrics, write_confusion_csv, write_metrics_json, write_per_class_csv
+from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
+from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
+from pipeline.inference.views import load_views
+from pipeline.evaluation.metrics import compute_metrics, write_confusion_csv, write_metrics_json, write_per_class_csv
 
 logger = logging.getLogger("pipeline.evaluation")
 
@@ -266,7 +266,7 @@ def _sample_frames(path: str, info: Any, count: int = 4, height: int = 112) -> n
     """``count`` evenly spread frames of a video, decoded small for a contact sheet."""
     info = VideoInfo.from_dict(info) if isinstance(info, dict) else info
     if info is None:
-        from pipeline.data.decoding import probe_video
+        from pipeline.inference.decoding import probe_video
 
         info = probe_video(path)
     width = max(2, int(round(height * info.width / max(info.height, 1) / 2)) * 2)
@@ -292,8 +292,8 @@ def _frames_as_seen(pixel_values: torch.Tensor, prep: VideoPreprocessing) -> np.
 
 def _attention_figure(model, processor, sampling: FrameSampling, samples, path: Path) -> Path | None:
     """Attention rollout / Grad-CAM overlays on the centre view of a few sample videos."""
-    from pipeline.attention_maps import explain, upsample_heatmap
-    from pipeline.plots import plot_attention_overlay
+    from pipeline.evaluation.attention_maps import explain, upsample_heatmap
+    from pipeline.evaluation.figures import plot_attention_overlay
 
     prep = VideoPreprocessing.from_processor(processor)
     loader = make_view_loader(prep, sampling, num_clips=1, num_crops=1)
@@ -320,7 +320,7 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
 def _figures(output_dir: Path, model, processor, sampling, metrics, records, class_names, *,
              trainer_state, dataset_splits, label_column, samples: bool, attention: bool) -> dict[str, str]:
     """Every figure that can be made; a figure that fails is logged and left out, never fatal."""
-    from pipeline import plots
+    from pipeline.evaluation import figures as plots
 
     figures_dir = output_dir / "figures"
     made: dict[str, str] = {}
@@ -472,7 +472,7 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequen
                   dataset_splits=None, label_column: str = "label", sample_figures: bool = True,
                   attention_maps: bool = True) -> None:
     """metrics.json, per_class.csv, predictions.csv, classification_report.txt, figures and report.md."""
-    from pipeline.report import write_report
+    from pipeline.evaluation.report import write_report
 
     output_dir.mkdir(parents=True, exist_ok=True)
     write_predictions_csv(output_dir / "predictions.csv", video_paths, labels, video_scores, class_names)

@@ -1,6 +1,6 @@
 """Mean class accuracy (the mean over classes of per-class recall), as an `evaluate` metric module.
 
-Shipped with the repository and loaded by path (``pipeline.metrics.load_metric``) so it
+Shipped with the repository and loaded by path (``pipeline.evaluation.metric_modules.load_metric``) so it
 works offline; only standalone imports, one per line (`evaluate` imports the file on its own).
 
 Only classes that occur in ``references`` are averaged: a class without test videos has

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .decoding import VideoInfo, decode_frames, eval_clip_indices, probe_video
-from .transforms import VideoPreprocessing, build_crop_and_normalize, build_eval_resize
+from .preprocessing import VideoPreprocessing, build_crop_and_normalize, build_eval_resize
 
 VideoSource = Union[str, os.PathLike, np.ndarray]
 

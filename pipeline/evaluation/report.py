@@ -2,7 +2,7 @@
 
 ``render_report(metrics)`` turns the dict of ``pipeline.evaluation.evaluate_model`` (metrics + run facts +
 ``figures``: name -> path relative to the report) into Markdown; ``write_report`` writes it. The model card
-(``pipeline.hub``) can reuse ``headline_table`` and the figures.
+(``pipeline.publish.hub``) can reuse ``headline_table`` and the figures.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .metrics_report import worst_classes
+from .metrics import worst_classes
 
 FIGURE_TITLES = {
     "training_curves": "Training curves",

@@ -1,6 +1,6 @@
 """Top-1 and top-k accuracy from class scores, as an `evaluate` metric module.
 
-Shipped with the repository and loaded by path (``pipeline.metrics.load_metric``)
+Shipped with the repository and loaded by path (``pipeline.evaluation.metric_modules.load_metric``)
 so it works offline. Only standalone imports here: `evaluate` copies this file
 into its module cache and imports it on its own, outside the ``pipeline`` package.
 

@@ -1,12 +1,12 @@
 """Publishing model folders to the Hugging Face Hub: weights, processor, model card, figures and remote code.
 
-    python -m pipeline.hub push --model_dir outputs/videomae-ucf101 --repo_id me/videomae-ucf101 [--private]
+    python -m pipeline.publish push --model_dir outputs/videomae-ucf101 --repo_id me/videomae-ucf101 [--private]
 
 A published repo holds, next to the model files, the code that makes it usable where this package is not
 installed:
 
 - the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
-  views, decoding, sampling, transforms), declared in ``config.json`` as ``custom_pipelines``, so that
+  views, decoding, sampling, preprocessing), declared in ``config.json`` as ``custom_pipelines``, so that
   ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
 - the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
   names, which ``save_pretrained`` writes and which are copied from this package when missing.
@@ -36,9 +36,10 @@ from transformers.dynamic_module_utils import get_relative_import_files
 from .model_card import build_model_card, write_model_card
 
 PIPELINE_TASK = "video-classification"
-PIPELINE_MODULE = Path(__file__).resolve().parent / "data" / "video_pipeline.py"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PIPELINE_MODULE = PACKAGE_DIR / "inference" / "video_pipeline.py"
 PIPELINE_CLASS = "PyAVVideoClassificationPipeline"
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = PACKAGE_DIR / "models"
 
 # Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them).
 IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/*", "_*", ".*", "*/.*", "__pycache__/*", "*/__pycache__/*")
@@ -129,7 +130,7 @@ def push_model_dir(
     *,
     token: Optional[str] = None,
     private: Optional[bool] = None,
-    commit_message: str = "Upload model, card and remote code with pipeline.hub",
+    commit_message: str = "Upload model, card and remote code with pipeline.publish.hub",
     revision: Optional[str] = None,
     endpoint: Optional[str] = None,
     **card_kwargs: Any,
@@ -147,14 +148,14 @@ def push_model_dir(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.hub", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.publish", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     push = commands.add_parser("push", help="publish a saved model folder (weights, processor, card, code)")
     push.add_argument("--model_dir", required=True, help="folder with config.json, weights and processor")
     push.add_argument("--repo_id", required=True, help="Hub repo, e.g. me/videomae-ucf101")
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the logged-in one)")
-    push.add_argument("--commit_message", default="Upload model, card and remote code with pipeline.hub")
+    push.add_argument("--commit_message", default="Upload model, card and remote code with pipeline.publish.hub")
     push.add_argument("--revision", default=None, help="branch to commit to (default: main)")
     push.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT, else huggingface.co)")
     push.add_argument("--license", default=None, help="license of the weights (default: from the base model)")

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from .collate import empty_batch
-from .decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video, train_clip_indices
-from .transforms import (
+from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video, train_clip_indices
+from pipeline.inference.preprocessing import (
     AugmentationSettings,
     VideoPreprocessing,
     as_video,
@@ -23,7 +23,7 @@ from .transforms import (
     build_normalize,
     build_train_augmentation,
 )
-from .views import load_views
+from pipeline.inference.views import load_views
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,20 @@
+"""Evaluation like the papers: multi-view scoring, metrics, output files, figures and the report.
+
+``python -m pipeline.evaluation --model RUN_DIR ...`` runs it from the command line; ``evaluate_model`` from Python.
+"""
+
+from .multiview import (
+    FrameSampling,
+    VideoViews,
+    evaluate_model,
+    gather_scores,
+    load_trained_model,
+    main,
+    sampling_from_config,
+    score_views,
+)
+
+__all__ = [
+    "FrameSampling", "VideoViews", "evaluate_model", "gather_scores", "load_trained_model", "main",
+    "sampling_from_config", "score_views",
+]

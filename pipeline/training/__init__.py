@@ -1,0 +1,1 @@
+"""What the HF Trainer needs beyond itself: the dataset transform, the collator and the Trainer subclass."""
