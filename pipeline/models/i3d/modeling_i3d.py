@@ -87,13 +87,18 @@ def _truncated_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
 
 
 class I3DBatchNorm3d(nn.BatchNorm3d):
-    """BatchNorm3d whose scale (gamma) is optional: DeepMind's network learns only the offset (beta)."""
+    """BatchNorm3d whose scale (gamma) is optional: DeepMind's network learns only the offset (beta).
+
+    Without a learned scale, ``weight`` is a constant buffer of ones that is not saved (state_dict keys are those
+    of a scale-free checkpoint): cuDNN's batch norm rejects ``weight=None`` with a bias in the backward pass
+    ("tensor does not have a device", measured on an H200), where the CPU kernel accepts it.
+    """
 
     def __init__(self, num_features: int, eps: float, momentum: float, scale: bool):
         super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
         if not scale:
-            # F.batch_norm accepts weight=None with a bias: normalise, then shift only.
-            self.register_parameter("weight", None)
+            del self.weight
+            self.register_buffer("weight", torch.ones(num_features), persistent=False)
 
 
 class I3DUnit3D(nn.Module):
