@@ -96,12 +96,21 @@ def analytic_forward_flops(config, num_frames: int, height: int, width: int) -> 
 def counted_forward_flops(model: torch.nn.Module, pixel_values: torch.Tensor) -> int:
     """FLOPs of one forward on ``pixel_values`` (B, T, C, H, W) per clip, counted by torch's FlopCounterMode.
 
-    Counts the same operations as the analytic formulas (matmul, convolution, attention), so the two agree for
-    transformers; for other models (I3D) it is the only count.
+    Counted with the model in eval mode (restored afterwards): a training-mode forward of a model with BatchNorm
+    fails under the counter on CUDA (measured on an H200), and eval mode is what the FLOPs of a forward mean anyway.
+    Attention runs on SDPA's math backend while counting: the fused kernels a torch build picks for CPU or GPU are
+    not all known to the counter (torch 2.14 counts none of the CPU kernel's matmuls), the math backend's matmuls
+    are. So the count means the same on every torch version and device, as the analytic formulas do.
     """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(pixel_values=pixel_values)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), counter:
+            model(pixel_values=pixel_values)
+    finally:
+        model.train(was_training)
     return counter.get_total_flops() // pixel_values.shape[0]
