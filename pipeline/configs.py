@@ -95,6 +95,11 @@ class DataArguments:
     repeated_augmentation: int = field(
         default=1, metadata={"help": "Augmented clips drawn from one decode (VideoMAE uses 2)."}
     )
+    augment_on: str = field(
+        default="auto",
+        metadata={"help": "auto | device | workers: where training clips are augmented and normalised (auto: the "
+                          "training device when it is an accelerator, so loaders only decode; else the workers)."},
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Truncate train (debugging)."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Truncate validation/test (debugging)."})
     probe_num_proc: Optional[int] = field(default=None, metadata={"help": "Processes probing video metadata."})

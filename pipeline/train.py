@@ -18,6 +18,7 @@ if __package__ in (None, ""):
     # first on sys.path, which is why no module there is named after a library
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch
 import yaml
 from transformers import EarlyStoppingCallback
 from transformers.trainer import TRAINER_STATE_NAME
@@ -28,9 +29,12 @@ from pipeline.training.clip_transform import ClipSampling, ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
-from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
+from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.training.augmentation import AugmentationSettings
+from pipeline.training.device_batch import DeviceBatch
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
+from pipeline.process_exit import run_or_exit
 from pipeline.training.trainer import VideoTrainer
 
 logger = logging.getLogger("pipeline.train")
@@ -163,8 +167,21 @@ def build_model(model_args, data_args, labels):
     return model, processor
 
 
-def build_clip_transforms(data_args, model, processor) -> tuple[ClipTransform, ClipTransform]:
-    """The (training, evaluation) dataset transforms for ``with_transform``."""
+def augmentation_placement(data_args, device) -> str:
+    """Where training clips are augmented and normalised: "device" (the loader sends uint8) or "workers".
+
+    "auto" picks the device when it is an accelerator, and the loader workers when the model runs on the CPU (the
+    workers already have cores of their own there; the main process has the model's compute to do).
+    """
+    if data_args.augment_on == "auto":
+        return "workers" if torch.device(device).type == "cpu" else "device"
+    if data_args.augment_on not in ("device", "workers"):
+        raise ValueError(f"augment_on must be auto, device or workers, got {data_args.augment_on!r}")
+    return data_args.augment_on
+
+
+def build_clip_transforms(data_args, model, processor, device="cpu"):
+    """(training transform, evaluation transform, DeviceBatch) for ``with_transform`` and ``VideoTrainer``."""
     sampling = ClipSampling(
         model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video
     )
@@ -176,8 +193,11 @@ def build_clip_transforms(data_args, model, processor) -> tuple[ClipTransform, C
         color_jitter=data_args.color_jitter,
         rotation_range=data_args.rotation_range,
     )
-    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation)
-    return train, ClipTransform(sampling, prep, train=False)
+    placement = augmentation_placement(data_args, device)
+    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation,
+                          repeats=data_args.repeated_augmentation, placement=placement)
+    evaluation = ClipTransform(sampling, prep, train=False, placement=placement)
+    return train, evaluation, DeviceBatch(prep, train.augmentation)
 
 
 def check_world_size(training_args) -> None:
@@ -215,7 +235,9 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     model, processor = build_model(model_args, data_args, labels)
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
-    train_transform, eval_transform = build_clip_transforms(data_args, model, processor)
+    train_transform, eval_transform, device_batch = build_clip_transforms(
+        data_args, model, processor, training_args.device)
+    logger.info("training clips are augmented and normalised on the %s", train_transform.placement)
     train_ds = splits["train"].with_transform(train_transform)
     eval_ds = splits["validation"].with_transform(eval_transform) if "validation" in splits else None
     if eval_ds is None and training_args.eval_strategy != "no":
@@ -235,6 +257,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         compute_metrics=compute_metrics_fn(),
         processing_class=processor,
         callbacks=callbacks,
+        device_batch=device_batch,
     )
 
     checkpoint = resume_checkpoint(training_args, run_args)
@@ -303,5 +326,12 @@ def run(argv: list[str] | None = None, callbacks=None) -> dict[str, float]:
     return main(*parse_args(argv), callbacks=callbacks)
 
 
+def cli(argv: list[str] | None = None, callbacks=None) -> int:
+    """The command: trains, or ends the process promptly with the traceback and a non-zero status on any failure
+    (in the model, loss, metrics, a callback or a loader worker), so no crashed run keeps its GPUs."""
+    run_or_exit(run, argv, callbacks=callbacks)
+    return 0
+
+
 if __name__ == "__main__":
-    run()
+    sys.exit(cli())

@@ -12,13 +12,8 @@ import pipeline.benchmark.data as bench
 from pipeline.training.clip_transform import ClipSampling, ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.inference.decoding import probe_video
-from pipeline.inference.preprocessing import (
-    AugmentationSettings,
-    VideoPreprocessing,
-    as_video,
-    build_normalize,
-    build_train_transform,
-)
+from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.training.augmentation import AugmentationSettings
 
 KINDS = ["xvid_gop12", "xvid_packed", "h264"]
 TINY = ["--num_videos", "1", "--video_size", "48", "64", "--seconds", "1.6", "2.4", "--frames", "4", "--rate", "3",
@@ -56,12 +51,17 @@ def test_decode_ratios_per_kind_with_our_frames_identical(report):
 
 
 def test_loader_runs_in_a_real_dataloader_with_repeats(report):
-    (run,) = report["loader"]
-    assert run["workers"] == 1 and run["repeats"] == 2
-    # 8 clips = 4 videos x R=2, batches of 2 videos -> 4 rows of (4, 3, 32, 32)
-    assert run["clips"] == 8 and run["batch_shape"] == [4, 4, 3, 32, 32]
-    assert run["clips_per_cpu_s"] > 0 and run["clips_per_wall_s"] > 0
-    assert run["worker_cpu_ms_per_clip"] > 0  # the work happened in the worker, and was counted
+    device, workers = report["loader"]
+    assert device["placement"] == "device" and workers["placement"] == "workers"
+    for run in (device, workers):
+        assert run["workers"] == 1 and run["repeats"] == 2 and run["clips"] == 8  # 4 videos x R=2
+        assert run["clips_per_cpu_s"] > 0 and run["clips_per_wall_s"] > 0
+        assert run["worker_cpu_ms_per_clip"] > 0  # the work happened in the worker, and was counted
+    # batches of 2 videos: the device placement sends each video's 4 decoded frames once, uint8 at 48x64 ...
+    assert device["batch_shape"] == [2, 4, 48, 64, 3]
+    # ... the workers placement 2 x R=2 normalised float clips at 32x32
+    assert workers["batch_shape"] == [4, 4, 3, 32, 32]
+    assert workers["bytes_per_clip"] > 1.5 * device["bytes_per_clip"]
 
 
 def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):
@@ -91,41 +91,24 @@ def _train_dataset(path, num_videos, repeats, size=32):
                               "video_info": [info] * num_videos}).with_transform(transform)
 
 
-def test_collator_passes_transform_rows_on_without_copying(corpus_dir):
+def test_collator_passes_the_transform_batch_on_without_copying(corpus_dir):
     path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
     dataset = _train_dataset(path, 3, repeats=2)
     examples = dataset.__getitems__([0, 1, 2])  # what a DataLoader fetch does: one transform call per batch
     batch = VideoCollator()(examples)
-    assert batch["pixel_values"].shape == (6, 4, 3, 32, 32)
+    assert batch["frames"].shape == (3, 4, 48, 64, 3) and batch["augment"].shape[:2] == (3, 2)
     assert batch["labels"].tolist() == [0, 0, 1, 1, 2, 2]
-    assert batch["pixel_values"].data_ptr() == examples[0]["pixel_values"].data_ptr()  # no stacking copy
-    torch.testing.assert_close(batch["pixel_values"], torch.cat([e["pixel_values"] for e in examples]))
-    # a failed video breaks the run of rows: the collator falls back to stacking the good ones
-    examples[1]["pixel_values"] = None
-    batch = VideoCollator()(examples)
-    assert batch["pixel_values"].shape == (4, 4, 3, 32, 32) and batch["labels"].tolist() == [0, 0, 2, 2]
-    torch.testing.assert_close(batch["pixel_values"][2:], examples[2]["pixel_values"])
+    assert batch["frames"] is examples[0]["clips"].frames  # the transform's own tensor: no stacking copy
+    # a failed video breaks the run of rows: the collator selects the good ones
+    examples[1]["row"] = None
+    selected = VideoCollator()(examples)
+    assert selected["frames"].shape[0] == 2 and selected["labels"].tolist() == [0, 0, 2, 2]
+    torch.testing.assert_close(selected["frames"][1], batch["frames"][2])
 
 
 def test_worker_batches_arrive_in_shared_memory(corpus_dir):
     path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
     loader = DataLoader(_train_dataset(path, 4, repeats=1), batch_size=2, num_workers=1, collate_fn=VideoCollator())
     batches = list(loader)
-    assert [b["pixel_values"].shape[0] for b in batches] == [2, 2]
-    assert all(b["pixel_values"].is_shared() for b in batches)  # built there, not copied there when sent
-    assert all(torch.isfinite(b["pixel_values"]).all() for b in batches)
-
-
-def test_normalize_into_a_given_tensor_equals_a_fresh_one():
-    prep = VideoPreprocessing(32, (32, 32), (0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
-    normalize = build_normalize(prep)
-    clip = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8).permute(0, 3, 1, 2)  # channels-last strides
-    expected = (clip.float() / 255 - torch.tensor(prep.mean).view(1, 3, 1, 1)) / torch.tensor(prep.std).view(1, 3, 1, 1)
-    out = torch.empty(4, 3, 32, 32)
-    assert normalize(clip, out=out) is out
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(normalize(clip), expected)
-    with pytest.raises(ValueError, match="shape"):
-        normalize(clip, out=torch.empty(4, 3, 16, 16))
-    video = torch.randint(0, 256, (4, 3, 48, 64), dtype=torch.uint8)
-    assert build_train_transform(prep)(as_video(video)).is_contiguous()
+    assert [b["frames"].shape[0] for b in batches] == [2, 2]
+    assert all(b["frames"].is_shared() for b in batches)  # built there, not copied there when sent

@@ -1,4 +1,5 @@
-"""The dataset transform + collator: right frames, same view as load_views, bad files dropped and logged."""
+"""The dataset transform + collator + device batch: right frames, same view as load_views, bad files dropped and
+logged, both placements of the augmentation (device / workers) alike."""
 
 import logging
 
@@ -7,11 +8,13 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 
+from pipeline.inference.decoding import probe_video
+from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.inference.views import load_views
+from pipeline.training.augmentation import AugmentationSettings
 from pipeline.training.clip_transform import ClipSampling, ClipTransform
 from pipeline.training.collate import VideoCollator
-from pipeline.inference.decoding import probe_video
-from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
-from pipeline.inference.views import load_views
+from pipeline.training.device_batch import DeviceBatch
 from synthetic_videos import read_frame_index, write_video
 
 IDENTITY = VideoPreprocessing(48, (48, 64), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -33,6 +36,12 @@ def videos(tmp_path_factory):
     return good, empty, text
 
 
+def model_inputs(transform, ds, rows, collator=None):
+    """What the model gets for dataset rows ``rows``: the transform in a worker, the collator, the device batch."""
+    batch = (collator or VideoCollator())(ds.__getitems__(list(rows)))
+    return DeviceBatch(transform.prep, transform.augmentation)(batch, "cpu")
+
+
 def dataset(paths):
     features = Features({"video": Value("string"), "label": ClassLabel(names=["a", "b"])})
     return Dataset.from_dict({"video": [str(p) for p in paths], "label": [i % 2 for i in range(len(paths))]},
@@ -42,7 +51,7 @@ def dataset(paths):
 def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
     good = videos[0]
     transform = ClipTransform(ClipSampling(8, 4), IDENTITY, train=False)
-    sample = dataset([good]).with_transform(transform)[0]
+    sample = {"pixel_values": model_inputs(transform, dataset([good]).with_transform(transform), [0])["pixel_values"][0]}
     numbers = frame_numbers(sample["pixel_values"])
     span = 7 * 4 + 1
     start = (60 - span) // 2
@@ -58,7 +67,7 @@ def test_train_clips_are_dense_at_random_positions(videos):
     ds = dataset([videos[0]]).with_transform(transform)
     starts = set()
     for _ in range(12):
-        numbers = frame_numbers(ds[0]["pixel_values"])
+        numbers = frame_numbers(model_inputs(transform, ds, [0])["pixel_values"][0])
         assert np.all(np.diff(numbers) == 3), numbers
         starts.add(numbers[0])
     assert len(starts) > 3 and max(starts) <= 60 - 16
@@ -67,7 +76,9 @@ def test_train_clips_are_dense_at_random_positions(videos):
 def test_repeated_augmentation_gives_r_clips_per_video(videos):
     transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=3)
     ds = dataset([videos[0], videos[0]]).with_transform(transform)
-    batch = VideoCollator()([ds[0], ds[1]])
+    raw = VideoCollator()(ds.__getitems__([0, 1]))
+    assert raw["frames"].shape[0] == 2 and raw["augment"].shape[:2] == (2, 3)  # ONE decode per video
+    batch = model_inputs(transform, ds, [0, 1])
     assert batch["pixel_values"].shape == (6, 4, 3, 32, 32)
     assert batch["labels"].tolist() == [0, 0, 0, 1, 1, 1]
     assert not torch.allclose(batch["pixel_values"][0], batch["pixel_values"][1])  # differently augmented
@@ -79,12 +90,12 @@ def test_bad_files_are_dropped_and_named(videos, caplog):
     ds = dataset([good, empty, text]).with_transform(transform)
     collator = VideoCollator()
     with caplog.at_level(logging.WARNING):
-        batch = collator([ds[i] for i in range(3)])
+        batch = model_inputs(transform, ds, [0, 1, 2], collator)
     assert batch["pixel_values"].shape[0] == 1 and batch["labels"].tolist() == [0]
     assert collator.dropped == 2
     assert str(empty) in caplog.text and str(text) in caplog.text
-    # an all-bad batch reuses the last good sample instead of stopping the run
-    batch = collator([ds[1], ds[2]])
+    # an all-bad batch reuses the last good batch instead of stopping the run
+    batch = model_inputs(transform, ds, [1, 2], collator)
     assert batch["pixel_values"].shape[0] == 1
 
 
@@ -96,4 +107,4 @@ def test_stored_video_info_skips_the_probe(videos, monkeypatch):
     monkeypatch.setattr(module, "probe_video", lambda path: pytest.fail("probed again"))
     transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True)
     batch = transform({"video": [str(good)], "label": [1], "video_info": [info]})
-    assert batch["pixel_values"][0].shape == (4, 3, 32, 32)
+    assert batch["row"] == [0] and batch["clips"][0].frames.shape == (1, 4, 48, 64, 3)

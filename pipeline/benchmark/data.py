@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loader_kinds", nargs="+", default=["xvid_gop12", "xvid_packed", REAL_KIND],
                         help="kinds the loader reads (default: the 320x240 XviD AVIs); 'all' for every kind")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="DataLoader num_workers (one run each)")
+    parser.add_argument("--placements", nargs="+", default=["device", "workers"], choices=["device", "workers"],
+                        help="where the training augmentation runs: the loader sends uint8 clips (device) or "
+                             "augmented float clips (workers); one run each")
     parser.add_argument("--prefetch_factor", type=int, nargs="+", default=[2], help="with workers: one run each")
     parser.add_argument("--persistent_workers", type=int, nargs="+", default=[1], choices=[0, 1],
                         help="with workers: 0/1, one run each (persistent runs time a second epoch)")
@@ -306,9 +309,10 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
     from datasets import Dataset
     from torch.utils.data import DataLoader
 
+    from pipeline.inference.preprocessing import VideoPreprocessing
+    from pipeline.training.augmentation import AugmentationSettings
     from pipeline.training.clip_transform import ClipSampling, ClipTransform
     from pipeline.training.collate import VideoCollator
-    from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
 
     prep = VideoPreprocessing(args.size, (args.size, args.size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     # the recipes' training augmentation (recipes/videomae.yaml): random resized crop 0.25-1, flip
@@ -324,25 +328,26 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
             "label": [int(i) % 7 for i in order],
             "video_info": [infos[paths[i]].to_dict() for i in order],
         })
-        transform = ClipTransform(ClipSampling(args.frames, args.rate), prep, train=True,
-                                  augmentation=augmentation, repeats=repeats)
-        dataset = dataset.with_transform(transform)
-        for workers in args.workers:
-            for prefetch in (args.prefetch_factor if workers else [None]):
-                for persistent in (args.persistent_workers if workers else [0]):
-                    torch.manual_seed(args.seed)
-                    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                                        collate_fn=VideoCollator(), prefetch_factor=prefetch,
-                                        persistent_workers=bool(persistent), pin_memory=pin)
-                    if persistent:
-                        _epoch(loader)  # start-up epoch: a persistent loader pays worker start-up only once
-                    measured = _epoch(loader)
-                    runs.append({
-                        "repeats": repeats, "workers": workers, "prefetch_factor": prefetch,
-                        "persistent_workers": bool(persistent), "pin_memory": pin, "batch_size": args.batch_size,
-                        **measured,
-                    })
-                    del loader
+        for placement in args.placements:
+            transform = ClipTransform(ClipSampling(args.frames, args.rate), prep, train=True,
+                                      augmentation=augmentation, repeats=repeats, placement=placement)
+            placed = dataset.with_transform(transform)
+            for workers in args.workers:
+                for prefetch in (args.prefetch_factor if workers else [None]):
+                    for persistent in (args.persistent_workers if workers else [0]):
+                        torch.manual_seed(args.seed)
+                        loader = DataLoader(placed, batch_size=args.batch_size, shuffle=True, num_workers=workers,
+                                            collate_fn=VideoCollator(), prefetch_factor=prefetch,
+                                            persistent_workers=bool(persistent), pin_memory=pin)
+                        if persistent:
+                            _epoch(loader)  # start-up epoch: a persistent loader pays worker start-up only once
+                        measured = _epoch(loader)
+                        runs.append({
+                            "placement": placement, "repeats": repeats, "workers": workers,
+                            "prefetch_factor": prefetch, "persistent_workers": bool(persistent), "pin_memory": pin,
+                            "batch_size": args.batch_size, **measured,
+                        })
+                        del loader
     return runs
 
 
@@ -351,15 +356,17 @@ def _epoch(loader) -> dict:
     clips = 0
     main_cpu, child_cpu, wall = time.process_time(), _children_cpu_s(), time.perf_counter()
     for batch in loader:
-        clips += batch["pixel_values"].shape[0]
-        if clips == batch["pixel_values"].shape[0]:
-            shape = list(batch["pixel_values"].shape)
+        clips += batch["labels"].shape[0]  # clips the model will see (R per decoded video)
+        if clips == batch["labels"].shape[0]:
+            sent = batch["frames"] if "frames" in batch else batch["pixel_values"]
+            shape = list(sent.shape)
+            bytes_per_clip = sum(v.nbytes for v in batch.values()) / batch["labels"].shape[0]
     wall = time.perf_counter() - wall
     main_cpu = time.process_time() - main_cpu
     child_cpu = _children_cpu_s() - child_cpu
     total = main_cpu + child_cpu
     return {
-        "clips": clips, "batch_shape": shape, "wall_s": wall,
+        "clips": clips, "batch_shape": shape, "bytes_per_clip": bytes_per_clip, "wall_s": wall,
         "clips_per_wall_s": clips / wall, "clips_per_cpu_s": clips / total if total else None,
         "main_cpu_ms_per_clip": 1000 * main_cpu / clips, "worker_cpu_ms_per_clip": 1000 * child_cpu / clips,
     }
@@ -404,14 +411,15 @@ def format_tables(results: dict) -> str:
         lines.append("")
         lines.append(f"loader: {s['frames']} x {s['size']}x{s['size']} clips, training augmentation, ClipTransform + "
                      f"VideoCollator in a DataLoader (batch {s['batch_size']} videos) on {results['loader_videos']}")
-        lines.append("| R | workers | prefetch | persistent | clips | clips/s per core | wall clips/s | "
-                     "main ms/clip | worker ms/clip |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| augment on | R | workers | prefetch | persistent | clips | clips/s per core | wall clips/s | "
+                     "main ms/clip | worker ms/clip | bytes/clip sent |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for run in loader:
             lines.append(
-                f"| {run['repeats']} | {run['workers']} | {run['prefetch_factor'] or '-'} | "
+                f"| {run['placement']} | {run['repeats']} | {run['workers']} | {run['prefetch_factor'] or '-'} | "
                 f"{'yes' if run['persistent_workers'] else 'no'} | {run['clips']} | {run['clips_per_cpu_s']:.1f} | "
-                f"{run['clips_per_wall_s']:.1f} | {run['main_cpu_ms_per_clip']:.1f} | {run['worker_cpu_ms_per_clip']:.1f} |"
+                f"{run['clips_per_wall_s']:.1f} | {run['main_cpu_ms_per_clip']:.1f} | {run['worker_cpu_ms_per_clip']:.1f} | "
+                f"{run['bytes_per_clip'] / 1e6:.2f} MB |"
             )
     return "\n".join(lines)
 

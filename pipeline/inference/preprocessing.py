@@ -1,9 +1,10 @@
-"""Clip-level video transforms (torchvision.transforms.v2) for training and evaluation.
+"""What a model is fed: the geometry and normalisation of its frames, and the evaluation views, as batched tensor ops.
 
-Every transform takes a whole clip as a uint8 tensor (T, C, H, W) and draws ONE set of random parameters for
-all of its frames (the clip is wrapped as a ``tv_tensors.Video``), so motion is never distorted frame by frame.
-Geometry and normalisation come from the model's image processor (``VideoPreprocessing.from_processor``), so
-training, evaluation and ``pipeline()`` agree.
+``VideoPreprocessing`` (read from the model's image or video processor) says how frames are resized, cropped and
+normalised. ``clip_views`` turns decoded uint8 frames into the K clips x C crops a model scores, on whatever device
+the frames are on: loaders send uint8, the accelerator resizes and normalises. Training-time evaluation,
+``python -m pipeline.evaluation`` and ``pipeline()`` all use it, so they feed the model identical tensors; the
+training augmentation (pipeline/training/augmentation.py) shares ``normalize_clips`` and ``resize_and_center_crop``.
 
 Shipped as Hub remote code with the inference pipeline: imports only torch, torchvision and siblings.
 """
@@ -11,8 +12,8 @@ Shipped as Hub remote code with the inference pipeline: imports only torch, torc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torchvision import tv_tensors
@@ -66,121 +67,34 @@ def _as_dict(value: Any) -> dict:
     return {k: getattr(value, k) for k in ("shortest_edge", "height", "width", "longest_edge") if getattr(value, k, None)}
 
 
-@dataclass
-class AugmentationSettings:
-    """Switches for the training augmentations (filled from the recipe's DataArguments)."""
-
-    random_crop: bool = True
-    crop_scale: Sequence[float] = field(default_factory=lambda: (0.25, 1.0))
-    crop_ratio: Sequence[float] = field(default_factory=lambda: (3 / 4, 4 / 3))
-    horizontal_flip: bool = True
-    color_jitter: float = 0.0
-    rotation_range: float = 0.0
+def normalize_clips(clips: torch.Tensor, prep: VideoPreprocessing) -> torch.Tensor:
+    """uint8 clips (..., C, H, W) -> float32, rescaled and normalised per channel, on the clips' device."""
+    shape = (-1, 1, 1)
+    scale = torch.tensor([prep.rescale_factor / s for s in prep.std], device=clips.device).view(shape)
+    shift = torch.tensor([-m / s for m, s in zip(prep.mean, prep.std)], device=clips.device).view(shape)
+    # x * (r / std) + (-mean / std) == (x * r - mean) / std; two in-place steps on one float copy
+    return clips.to(torch.float32).mul_(scale).add_(shift)
 
 
-class _ToNormalizedFloat(torch.nn.Module):
-    """uint8 -> float32, rescaled and normalised, written contiguous (into ``out`` when given).
-
-    Measured on one core for a 16 x 224 x 224 clip: a converting copy then an in-place multiply and add take
-    ~1.5 ms, where ``addcmul`` over a broadcast (1, C, 1, 1) scale took ~3-5 ms and allocated two float clips.
-    """
-
-    def __init__(self, prep: VideoPreprocessing):
-        super().__init__()
-        scale = torch.tensor([prep.rescale_factor / s for s in prep.std]).view(1, -1, 1, 1)
-        shift = torch.tensor([-m / s for m, s in zip(prep.mean, prep.std)]).view(1, -1, 1, 1)
-        self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("shift", shift, persistent=False)
-
-    def forward(self, video: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        video = video.as_subclass(torch.Tensor)
-        if out is None:
-            out = torch.empty(video.shape, dtype=torch.float32)
-        elif out.shape != video.shape:
-            raise ValueError(f"normalisation target has shape {tuple(out.shape)}, the clip {tuple(video.shape)}")
-        out.copy_(video)  # converts and, for channels-last input, also packs (T, C, H, W) contiguous
-        # x * (r / std) + (-mean / std) == (x * r - mean) / std
-        return out.mul_(self.scale).add_(self.shift)
+def resize_shortest(frames: torch.Tensor, prep: VideoPreprocessing) -> torch.Tensor:
+    """uint8 frames (..., C, H, W) with the shorter side resized to ``prep.resize_shortest`` (bilinear, antialiased)."""
+    resized = v2.functional.resize(tv_tensors.Video(frames), prep.resize_shortest,
+                                   interpolation=InterpolationMode.BILINEAR, antialias=True)
+    return resized.as_subclass(torch.Tensor)
 
 
-class _Contiguous(torch.nn.Module):
-    """Packs a (channels-last, cropped) clip contiguous, keeping its tv_tensors type.
-
-    The uint8 resize works (fastest) in channels-last and returns channels-last; flipping that layout cost ~1 ms
-    per 16 x 224 x 224 clip, packing it first ~1 ms and the flip then ~0.1 ms, and the later float conversion
-    reads contiguous memory faster, so packing once right after the resize is cheaper overall.
-    """
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        if video.is_contiguous():
-            return video
-        return tv_tensors.wrap(video.as_subclass(torch.Tensor).contiguous(), like=video)
-
-
-def build_eval_transform(prep: VideoPreprocessing):
-    """Resize the shorter side to ``resize_shortest`` and take the centre crop (the papers' single view).
-
-    Defined through the multi-crop transform so a 1-crop evaluation is bit-identical to the single view.
-    """
-    multicrop = build_multicrop_transform(prep, 1)
-    return lambda frames: multicrop(frames)[0]
-
-
-def build_train_augmentation(prep: VideoPreprocessing, aug: AugmentationSettings | None = None) -> v2.Compose:
-    """The training augmentations alone, uint8 (T, C, H, W) -> uint8 (T, C, *crop_size), contiguous.
-
-    Random resized crop (or resize + centre crop), flip, colour jitter and rotation. Kept in uint8 so every step
-    moves a quarter of the bytes of float; crop before resize (``resized_crop``), so only the kept region is
-    interpolated.
-    """
-    aug = aug or AugmentationSettings()
-    steps: list[torch.nn.Module] = []
-    if aug.rotation_range:
-        steps.append(v2.RandomRotation(aug.rotation_range, interpolation=InterpolationMode.BILINEAR))
-    if aug.random_crop:
-        steps.append(
-            v2.RandomResizedCrop(
-                prep.crop_size,
-                scale=tuple(aug.crop_scale),
-                ratio=tuple(aug.crop_ratio),
-                interpolation=InterpolationMode.BILINEAR,
-                antialias=True,
-            )
-        )
-    else:
-        steps += [
-            v2.Resize(prep.resize_shortest, interpolation=InterpolationMode.BILINEAR, antialias=True),
-            v2.CenterCrop(prep.crop_size),
-        ]
-    steps.append(_Contiguous())
-    if aug.horizontal_flip:
-        steps.append(v2.RandomHorizontalFlip(0.5))
-    if aug.color_jitter:
-        s = float(aug.color_jitter)
-        steps.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4)))
-    return v2.Compose(steps)
-
-
-def build_normalize(prep: VideoPreprocessing) -> torch.nn.Module:
-    """uint8 (T, C, H, W) -> normalised float32; ``normalize(clip, out=tensor)`` writes into a given tensor."""
-    return _ToNormalizedFloat(prep)
-
-
-def build_train_transform(prep: VideoPreprocessing, aug: AugmentationSettings | None = None) -> v2.Compose:
-    """Random resized crop (or resize + random crop), flip, colour jitter and rotation, then normalise."""
-    return v2.Compose([build_train_augmentation(prep, aug), build_normalize(prep)])
-
-
-def as_video(frames: torch.Tensor) -> tv_tensors.Video:
-    """Marks a (T, C, H, W) uint8 tensor as one video so v2 draws one set of parameters for all frames."""
-    return tv_tensors.Video(frames)
+def resize_and_center_crop(video: torch.Tensor, prep: VideoPreprocessing) -> torch.Tensor:
+    """The single view's geometry: shorter side to ``resize_shortest``, then the centre ``crop_size`` crop."""
+    return spatial_crops(resize_shortest(video, prep), prep.crop_size, 1)[0]
 
 
 def spatial_crops(video: torch.Tensor, crop_size: tuple[int, int], num_crops: int) -> list[torch.Tensor]:
     """``num_crops`` crops of ``crop_size`` spread evenly along the long side (3: left/centre/right or top/centre/bottom).
 
-    ``video`` is (T, C, H, W) already resized so its shorter side is at least the crop's. One crop is the centre crop.
+    ``video`` is (..., H, W) already resized so its shorter side is at least the crop's. One crop is the centre crop.
     """
+    if num_crops < 1:
+        raise ValueError(f"num_crops must be at least 1, got {num_crops}")
     height, width = video.shape[-2:]
     ch, cw = crop_size
     if ch > height or cw > width:
@@ -200,20 +114,20 @@ def spatial_crops(video: torch.Tensor, crop_size: tuple[int, int], num_crops: in
     return crops
 
 
-def build_eval_resize(prep: VideoPreprocessing):
-    """The evaluation resize alone (shorter side to ``resize_shortest``), for callers that resize once per video."""
-    resize = v2.Resize(prep.resize_shortest, interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return lambda frames: resize(as_video(frames)).as_subclass(torch.Tensor)
+def clip_views(frames: torch.Tensor, positions: torch.Tensor, prep: VideoPreprocessing, num_crops: int = 1,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The K x C evaluation views of one video, on the device of ``frames``: float (K*C, T, C, h, w), clip-major.
 
-
-def build_crop_and_normalize(prep: VideoPreprocessing, num_crops: int):
-    """Crops an already resized (T, C, H, W) uint8 clip into ``num_crops`` normalised float views."""
-    normalise = _ToNormalizedFloat(prep)
-    return lambda resized: [normalise(c) for c in spatial_crops(resized, prep.crop_size, num_crops)]
-
-
-def build_multicrop_transform(prep: VideoPreprocessing, num_crops: int):
-    """Resize the shorter side, then ``num_crops`` crops along the long side, each normalised: list of (T, C, h, w)."""
-    resize = build_eval_resize(prep)
-    crop = build_crop_and_normalize(prep, num_crops)
-    return lambda frames: crop(resize(frames))
+    frames: the video's distinct needed frames, uint8 (U, H, W, 3) as decoded (or (U, C, H, W)); positions: (K, T)
+    indices into ``frames`` of each clip's frames. Every frame is resized once, then gathered per clip and cropped.
+    """
+    if frames.dim() != 4:
+        raise ValueError(f"frames must be (frames, height, width, 3) uint8, got shape {tuple(frames.shape)}")
+    if frames.shape[-1] == 3 and frames.shape[1] != 3:
+        frames = frames.permute(0, 3, 1, 2)
+    resized = resize_shortest(frames, prep)
+    positions = torch.as_tensor(positions, device=resized.device).long()
+    clips = resized[positions.reshape(-1)].reshape(positions.shape[0], positions.shape[1], *resized.shape[1:])
+    crops = spatial_crops(clips, prep.crop_size, num_crops)  # each (K, T, C, h, w)
+    views = torch.stack(crops, dim=1).flatten(0, 1)  # (K*C, ...): clip 0's crops first
+    return normalize_clips(views, prep).to(dtype)

@@ -29,7 +29,8 @@ from transformers.pipelines.video_classification import VideoClassificationPipel
 
 from .decoding import probe_video
 from .preprocessing import VideoPreprocessing
-from .views import clip_frame_indices, load_views, views_of_clips
+from .sampling import eval_clip_indices
+from .views import load_views, views_of_clips
 
 # Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.
 DEFAULT_RATE = 4
@@ -166,8 +167,8 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 clips = [
                     start + clip
                     for start, end in group
-                    for clip in clip_frame_indices(end - start, clip_len=clip_len, rate=rate, strategy=strategy,
-                                                   num_clips=num_clips, short=short)
+                    for clip in eval_clip_indices(end - start, clip_len, rate, strategy=strategy,
+                                                  num_clips=num_clips, short=short)
                 ]
                 # one decode per group of windows: each distinct frame decoded and resized once
                 views = views_of_clips(source.value, clips, processor_or_prep=self.preprocessing,

@@ -1,31 +1,37 @@
-"""The ``datasets`` on-the-fly transform: video path -> sampled, decoded, augmented clip(s).
+"""The ``datasets`` on-the-fly transform: video path -> sampled, decoded clip (+ its augmentation parameters).
 
-Installed with ``Dataset.with_transform``; runs in the DataLoader workers. A video that fails to decode is logged
-with its path and reason and yields ``None`` (the collator drops it), so one bad file never stops a run.
+Installed with ``Dataset.with_transform``; runs in the DataLoader workers, on a whole batch of rows at a time. It
+decodes each clip's frames exactly (uint8) into one batch tensor in shared memory and, for training, draws the
+random augmentation parameters of each of its ``repeats`` copies. Where the pixels are then transformed is the
+``placement``:
+
+- ``"device"``: the uint8 batch travels as it is (a quarter of the bytes of float) and the training device augments,
+  resizes and normalises it (``pipeline.training.device_batch``): the loader's CPU only decodes;
+- ``"workers"``: the worker applies the same transforms with the same parameters and sends normalised float clips
+  (the better choice when the model itself runs on the CPU, whose cores the workers already use).
+
+A video that fails to decode is logged with its path and reason and yields ``None`` (the collator drops it), so
+one bad file never stops a run.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from .collate import empty_batch
-from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video, train_clip_indices
-from pipeline.inference.preprocessing import (
-    AugmentationSettings,
-    VideoPreprocessing,
-    as_video,
-    build_eval_transform,
-    build_normalize,
-    build_train_augmentation,
-)
-from pipeline.inference.views import load_views
+from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video
+from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
+from pipeline.inference.sampling import eval_clip_indices, train_clip_indices
+from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
+from pipeline.training.collate import ClipBatch, empty_batch
 
 logger = logging.getLogger(__name__)
+
+PLACEMENTS = ("device", "workers")
 
 
 @dataclass
@@ -38,94 +44,82 @@ class ClipSampling:
     short: str = "clamp"
 
 
-@dataclass
 class ClipTransform:
-    """Batch transform for ``with_transform``: {"video", "label", ["video_info"]} -> {"pixel_values", "labels"}.
+    """Batch transform for ``with_transform``: {"video", "label", ["video_info"]} -> one ``ClipBatch`` per row batch.
 
-    Training draws a random clip per video and ``repeats`` independently augmented copies of it from ONE decode
-    (VideoMAE's repeated augmentation). Evaluation takes the deterministic centre view, identical to
-    ``load_views(..., num_clips=1, num_crops=1)``.
+    Training draws a random clip per video and the parameters of ``repeats`` independently augmented copies of it,
+    all from ONE decode (VideoMAE's repeated augmentation). Evaluation takes the deterministic centre clip, the
+    view ``load_views(..., num_clips=1, num_crops=1)`` gives.
     """
 
-    sampling: ClipSampling
-    prep: VideoPreprocessing
-    train: bool
-    augmentation: AugmentationSettings | None = None
-    repeats: int = 1
-    video_column: str = "video"
-    label_column: str = "label"
-    failures: list = field(default_factory=list, repr=False)
-    _augment: Callable | None = field(default=None, init=False, repr=False)
-    _normalize: Callable | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-        if self.train:
-            self._augment = build_train_augmentation(self.prep, self.augmentation)
-            self._normalize = build_normalize(self.prep)
-        else:
-            self._augment = build_eval_transform(self.prep)
+    def __init__(self, sampling: ClipSampling, prep: VideoPreprocessing, train: bool, *,
+                 augmentation: AugmentationSettings | None = None, repeats: int = 1, placement: str = "device",
+                 video_column: str = "video", label_column: str = "label"):
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        self.sampling = sampling
+        self.prep = prep
+        self.train = train
+        self.repeats = repeats if train else 1
+        self.placement = placement
+        self.video_column = video_column
+        self.label_column = label_column
+        self.augmentation = ClipAugmentation(prep, augmentation) if train else None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         paths = batch[self.video_column]
-        infos = batch.get("video_info") or [None] * len(paths)
-        # Training clips are normalised straight into the rows of one batch tensor (shared memory in a loader
-        # worker), so the collator can hand them on without stacking and nothing is copied to be sent.
-        rows = self._train_rows(len(paths)) if self.train else None
-        pixel_values: list[Any] = []
-        labels: list[int] = []
-        for i, (path, label, info) in enumerate(zip(paths, batch[self.label_column], infos)):
+        infos = [_info(path, info) for path, info in zip(paths, batch.get("video_info") or [None] * len(paths))]
+        clips = ClipBatch.allocate(
+            [(info.height, info.width) if isinstance(info, VideoInfo) else None for info in infos],
+            self.sampling.num_frames, self.repeats if self.train else 0)
+        rows: list[Any] = []
+        for i, (path, info) in enumerate(zip(paths, infos)):
             try:
-                if rows is None:
-                    pixel_values.append(self._eval_clip(path, info))
-                else:
-                    # a row must stay a row (datasets un-batches single rows): repeats travel as (R, T, C, H, W)
-                    target = rows[i * self.repeats:(i + 1) * self.repeats]
-                    self._train_clips(path, info, target)
-                    pixel_values.append(target[0] if self.repeats == 1 else target)
+                if isinstance(info, VideoDecodeError):
+                    raise info
+                frames = decode_frames(path, self._indices(info), info=info)
+                clips.put(i, frames)
+                if self.train:
+                    clips.augment[i] = self.augmentation.draw_many(self.repeats, *frames.shape[1:3])
+                rows.append(i)
             except (VideoDecodeError, OSError, ValueError, IndexError, RuntimeError) as err:
-                self._report(path, err)
-                pixel_values.append(None)
-            labels.append(label)
-        return {"pixel_values": pixel_values, "labels": labels}
+                logger.warning("skipping unreadable video %s: %s", path, err)
+                rows.append(None)
+        if self.placement == "workers":
+            clips = self._transform_here(clips)
+        return {"clips": [clips] * len(paths), "row": rows, "labels": list(batch[self.label_column])}
 
-    def _train_rows(self, num_videos: int) -> torch.Tensor:
-        height, width = self.prep.crop_size
-        return empty_batch((num_videos * self.repeats, self.sampling.num_frames, 3, height, width))
-
-    def _eval_clip(self, path: str, info: dict | None) -> torch.Tensor:
-        view = load_views(
-            path,
-            processor_or_prep=self.prep,
-            num_frames=self.sampling.num_frames,
-            rate=self.sampling.rate,
-            strategy=self.sampling.strategy,
-            info=_info(path, info),
-            short=self.sampling.short,
-        )
-        return view[0]
-
-    def _train_clips(self, path: str, info: dict | None, target: torch.Tensor) -> None:
-        """Decode one random clip and write ``len(target)`` independently augmented copies into ``target``."""
-        info_obj = _info(path, info)
+    def _indices(self, info: VideoInfo) -> np.ndarray:
+        sampling = self.sampling
+        if not self.train:
+            return eval_clip_indices(info.num_frames, sampling.num_frames, sampling.rate, strategy=sampling.strategy,
+                                     num_clips=1, short=sampling.short)[0]
         # torch's generator is seeded per worker and per run by the Trainer: reproducible and distinct per worker
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-        indices = train_clip_indices(
-            info_obj.num_frames, self.sampling.num_frames, self.sampling.rate, strategy=self.sampling.strategy,
-            rng=rng, short=self.sampling.short,
-        )
-        # decode_frames decodes each distinct frame once and repeats rows itself (short videos), copy-free
-        # when the indices are already increasing
-        clip = as_video(torch.from_numpy(decode_frames(path, indices, info=info_obj)).permute(0, 3, 1, 2))
-        for out in target:
-            self._normalize(self._augment(clip), out=out)
+        return train_clip_indices(info.num_frames, sampling.num_frames, sampling.rate, strategy=sampling.strategy,
+                                  rng=rng, short=sampling.short)
 
-    def _report(self, path: str, err: Exception) -> None:
-        self.failures.append((path, str(err)))
-        logger.warning("skipping unreadable video %s: %s", path, err)
+    def _transform_here(self, clips: "ClipBatch") -> "ClipBatch":
+        """The "workers" placement: the same transforms as the device would run, into a shared float batch."""
+        if self.train:
+            pixel_values = augment_batch(self.augmentation, clips.frames, clips.sizes, clips.augment)
+        else:
+            pixel_values = torch.cat([
+                clip_views(clips.frames[i, :, :h, :w], torch.arange(clips.frames.shape[1])[None], self.prep)
+                for i, (h, w) in enumerate(clips.sizes.tolist())])
+        shared = empty_batch(tuple(pixel_values.shape), pixel_values.dtype)
+        shared.copy_(pixel_values)
+        return ClipBatch(pixel_values=shared, repeats=self.repeats)
 
 
-def _info(path: str, info: dict | None) -> VideoInfo:
-    """The stored probe of ``path`` (the dataset's video_info column), or a fresh probe when there is none."""
-    return VideoInfo.from_dict(info) if info else probe_video(path)
+def _info(path: str, info: dict | None) -> VideoInfo | VideoDecodeError:
+    """The stored probe of ``path`` (the dataset's video_info column), a fresh probe when there is none, or the
+    error that says why the file cannot be probed (logged when its row is decoded)."""
+    if info:
+        return VideoInfo.from_dict(info)
+    try:
+        return probe_video(path)
+    except VideoDecodeError as error:
+        return error

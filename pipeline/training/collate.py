@@ -1,76 +1,141 @@
-"""Collator: clips -> {"pixel_values": (B, T, C, H, W), "labels": (B,)}, dropping clips that failed to decode.
+"""Collator: the rows of ``ClipTransform`` -> one batch dict for the Trainer, dropping clips that failed to decode.
 
-A sample holding R repeated-augmentation clips (R, T, C, H, W) contributes R rows with its label.
+``ClipTransform`` decodes a whole batch of rows in one call (datasets hands the transform the batch) straight into
+one ``ClipBatch`` in shared memory, and gives every row a reference to it plus its row number. The collator then
+passes that batch on without copying when the rows arrive complete and in order (the normal case), and selects
+rows otherwise (a failed video, a sampler that mixes batches).
 
-Inside a DataLoader worker a batch travels to the main process through shared memory. A batch stacked in
-ordinary memory is copied once more into shared memory when it is sent, so batches are built in shared memory
-from the start (``empty_batch``), and clips that ``ClipTransform`` already wrote as consecutive rows of one such
-tensor are passed on without any copy.
+Batches carry either uint8 ``frames`` (B, T, H, W, 3) with ``frame_sizes`` (B, 2) and, for training, the
+augmentation parameters ``augment`` (B, R, P) of R copies per clip (the device augments them:
+``pipeline.training.device_batch``), or ready ``pixel_values`` (B * R, T, C, h, w). ``labels`` always holds one
+label per clip the model will see (B * R), so the Trainer counts the items of a step right.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import get_worker_info
+
+from pipeline.training.augmentation import PARAMETER_COUNT
 
 logger = logging.getLogger(__name__)
 
 
 def empty_batch(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """An uninitialised tensor for batch data; in shared memory when called in a DataLoader worker process."""
+    """An uninitialised tensor for batch data; in shared memory when called in a DataLoader worker process.
+
+    A batch made in ordinary memory is copied once more into shared memory when a worker sends it.
+    """
     if get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 
 
-def _rows_of_one_tensor(clips: list[torch.Tensor]) -> torch.Tensor | None:
-    """The tensor whose consecutive rows ARE ``clips`` (all of its rows, in order), else None."""
-    base = clips[0]._base
-    if base is None or base.shape[0] != len(clips) or base.shape[1:] != clips[0].shape or not base.is_contiguous():
-        return None
-    step = clips[0].numel()
-    start = base.storage_offset()
-    for i, clip in enumerate(clips):
-        if clip._base is not base or clip.storage_offset() != start + i * step or not clip.is_contiguous():
-            return None
-    return base
+@dataclass
+class ClipBatch:
+    """The clips of one loader batch: uint8 frames (+ sizes and augmentation parameters) or float pixel values."""
+
+    frames: Optional[torch.Tensor] = None  # uint8 (B, T, H, W, 3); clip b fills [:h_b, :w_b]
+    sizes: Optional[torch.Tensor] = None  # int64 (B, 2): (h_b, w_b)
+    augment: Optional[torch.Tensor] = None  # float64 (B, R, PARAMETER_COUNT), training only
+    pixel_values: Optional[torch.Tensor] = None  # float (B * R, T, C, h, w)
+    repeats: int = 1
+
+    @classmethod
+    def allocate(cls, sizes: Sequence[Optional[tuple[int, int]]], num_frames: int, repeats: int) -> "ClipBatch":
+        """Room for len(sizes) clips of ``num_frames`` frames; a None size (an unreadable video) takes no room."""
+        known = [s for s in sizes if s is not None] or [(1, 1)]
+        height, width = max(h for h, _ in known), max(w for _, w in known)
+        frames = empty_batch((len(sizes), num_frames, height, width, 3), torch.uint8)
+        augment = (empty_batch((len(sizes), repeats, PARAMETER_COUNT), torch.float64) if repeats else None)
+        return cls(frames=frames, sizes=torch.zeros((len(sizes), 2), dtype=torch.int64), augment=augment,
+                   repeats=max(1, repeats))
+
+    def put(self, row: int, frames: np.ndarray) -> None:
+        """Writes one decoded clip (T, h, w, 3) into row ``row``."""
+        _, height, width, _ = frames.shape
+        if height > self.frames.shape[2] or width > self.frames.shape[3]:
+            raise ValueError(f"decoded frames of {height}x{width} exceed the probed size "
+                             f"{self.frames.shape[2]}x{self.frames.shape[3]}")
+        self.frames[row, :, :height, :width] = torch.from_numpy(frames)
+        self.sizes[row] = torch.tensor([height, width])
+
+    @property
+    def num_clips(self) -> int:
+        if self.frames is not None:
+            return self.frames.shape[0]
+        return self.pixel_values.shape[0] // self.repeats
+
+    def select(self, rows: Sequence[int]) -> "ClipBatch":
+        """A new batch of the given rows (a copy)."""
+        index = torch.as_tensor(list(rows), dtype=torch.long)
+        if self.frames is not None:
+            return ClipBatch(frames=self.frames[index], sizes=self.sizes[index],
+                             augment=None if self.augment is None else self.augment[index], repeats=self.repeats)
+        clip_rows = (index[:, None] * self.repeats + torch.arange(self.repeats)).reshape(-1)
+        return ClipBatch(pixel_values=self.pixel_values[clip_rows], repeats=self.repeats)
+
+    @staticmethod
+    def concat(batches: Sequence["ClipBatch"]) -> "ClipBatch":
+        """One batch of several (rows selected from different loader batches)."""
+        first = batches[0]
+        if first.pixel_values is not None:
+            return ClipBatch(pixel_values=torch.cat([b.pixel_values for b in batches]), repeats=first.repeats)
+        height = max(b.frames.shape[2] for b in batches)
+        width = max(b.frames.shape[3] for b in batches)
+        frames = torch.zeros((sum(b.num_clips for b in batches), first.frames.shape[1], height, width, 3),
+                             dtype=torch.uint8)
+        start = 0
+        for b in batches:
+            frames[start:start + b.num_clips, :, :b.frames.shape[2], :b.frames.shape[3]] = b.frames
+            start += b.num_clips
+        augment = None if first.augment is None else torch.cat([b.augment for b in batches])
+        return ClipBatch(frames=frames, sizes=torch.cat([b.sizes for b in batches]), augment=augment,
+                         repeats=first.repeats)
+
+    def inputs(self, labels: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The batch dict: tensors named as the Trainer and ``device_batch`` expect, labels repeated per copy."""
+        out: dict[str, torch.Tensor] = {
+            "labels": torch.tensor(list(labels), dtype=torch.long).repeat_interleave(self.repeats)}
+        if self.pixel_values is not None:
+            out["pixel_values"] = self.pixel_values
+            return out
+        out["frames"], out["frame_sizes"] = self.frames, self.sizes
+        if self.augment is not None:
+            out["augment"] = self.augment
+        return out
 
 
 class VideoCollator:
-    """Stacks clips; a failed clip (``None``) is dropped, and an all-failed batch reuses the last good sample.
-
-    Replacing rather than returning an empty batch keeps the Trainer's step (and DDP's collective calls) going.
-    """
+    """Collates ``ClipTransform`` rows; a failed clip (row None) is dropped, an all-failed batch reuses the last good
+    one (replacing rather than returning an empty batch keeps the Trainer's step, and DDP's collectives, going)."""
 
     def __init__(self) -> None:
-        self._last_good: dict[str, Any] | None = None
+        self._last_good: list[dict[str, Any]] | None = None
         self.dropped = 0
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        good = [e for e in examples if e["pixel_values"] is not None]
+        good = [e for e in examples if e["row"] is not None]
         self.dropped += len(examples) - len(good)
         if not good:
             if self._last_good is None:
                 raise RuntimeError("every video of the first batch failed to decode; see the warnings above")
-            logger.warning("a whole batch failed to decode; reusing the last good sample for this step")
-            good = [self._last_good]
-        self._last_good = good[-1]
-        clips, labels = [], []
-        for e in good:
-            value = e["pixel_values"]
-            if value.dim() == 5:  # repeated augmentation: R clips of one video
-                clips.extend(value.unbind(0))
-                labels.extend([int(e["labels"])] * value.shape[0])
-            else:
-                clips.append(value)
-                labels.append(int(e["labels"]))
-        pixel_values = _rows_of_one_tensor(clips)
-        if pixel_values is None:
-            pixel_values = torch.stack(clips, out=empty_batch((len(clips), *clips[0].shape), clips[0].dtype))
-        labels = torch.tensor(labels, dtype=torch.long)
-        return {"pixel_values": pixel_values, "labels": labels}
+            logger.warning("a whole batch failed to decode; reusing the last good batch for this step")
+            good = self._last_good
+        self._last_good = good
+        shared = good[0]["clips"]
+        rows = [e["row"] for e in good]
+        if all(e["clips"] is shared for e in good) and rows == list(range(shared.num_clips)):
+            clips = shared  # the transform's own batch, complete and in order: no copy
+        elif all(e["clips"] is shared for e in good):
+            clips = shared.select(rows)
+        else:
+            clips = ClipBatch.concat([e["clips"].select([e["row"]]) for e in good])
+        return clips.inputs([int(e["labels"]) for e in good])

@@ -1,4 +1,5 @@
-"""``VideoTrainer``: the HF Trainer, with checkpoint reloads that keep every weight.
+"""``VideoTrainer``: the HF Trainer, with batches made on the training device and checkpoint reloads that keep every
+weight.
 
 transformers 5 renames some weights between the live model and the files it writes (VideoMAE's
 ``query.bias``/``value.bias`` are saved as ``q_bias``/``v_bias``, the names of the original checkpoints), and
@@ -17,11 +18,30 @@ import os
 from transformers import Trainer
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
+from pipeline.training.device_batch import DeviceBatch
+
 logger = logging.getLogger(__name__)
 
 
 class VideoTrainer(Trainer):
-    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied)."""
+    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied), and
+    whose batches are turned into model inputs on the training device (``device_batch``: uint8 clips from the
+    loader augmented, resized and normalised there) before every training and prediction step."""
+
+    def __init__(self, *args, device_batch: DeviceBatch | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.device_batch = device_batch
+
+    def _device_inputs(self, inputs):
+        if self.device_batch is None:
+            return inputs
+        return self.device_batch(inputs, self.args.device)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        return super().training_step(model, self._device_inputs(inputs), num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        return super().prediction_step(model, self._device_inputs(inputs), prediction_loss_only, ignore_keys)
 
     def _plain_checkpoint(self, folder: str | None) -> bool:
         if not folder or self.is_fsdp_enabled or self.is_deepspeed_enabled:
