@@ -34,20 +34,29 @@ def fake_dataset() -> datasets.Dataset:
     )
 
 
-def fake_views(path: str, info=None) -> torch.Tensor:
-    """Deterministic random views of the (non-existent) video at ``path``; some videos are 'undecodable'."""
+def fake_clips(path: str, info=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic random decoded frames of the (non-existent) video at ``path``, NUM_CLIPS clips of 4 frames at
+    the tiny model's resize size, and where each clip's frames are; some videos are 'undecodable'."""
     index = int(Path(path).stem)
     if index in BROKEN:
         raise VideoDecodeError(path, "invalid data found when processing input")
     generator = torch.Generator().manual_seed(index)
-    return torch.randn(NUM_CLIPS, 4, 3, 32, 32, generator=generator)
+    frames = torch.randint(0, 256, (NUM_CLIPS * 4, 36, 40, 3), generator=generator, dtype=torch.uint8)
+    return frames, torch.arange(NUM_CLIPS * 4).reshape(NUM_CLIPS, 4)
+
+
+def fake_views(path: str, processor) -> torch.Tensor:
+    """The views the model is fed for ``fake_clips(path)``."""
+    from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
+
+    return clip_views(*fake_clips(path), VideoPreprocessing.from_processor(processor))
 
 
 def run(model_dir: str, out_dir: str) -> dict:
     model, processor = load_trained_model(model_dir)
     metrics = evaluate_model(
         model, processor, fake_dataset(), num_clips=NUM_CLIPS, num_crops=1,
-        output_dir=Path(out_dir) / "evaluation", batch_size=NUM_CLIPS, num_workers=0, view_loader=fake_views,
+        output_dir=Path(out_dir) / "evaluation", batch_size=NUM_CLIPS, num_workers=0, clip_loader=fake_clips,
         sample_figures=False,
     )
     return metrics

@@ -15,7 +15,11 @@ from transformers import VideoMAEConfig
 
 import distributed_eval_worker as worker
 from pipeline.inference.decoding import VideoDecodeError
-from pipeline.evaluation import VideoViews, evaluate_model, load_trained_model, sampling_from_config, score_views
+from pipeline.evaluation import (
+    FrameSampling, dataset_clips, evaluate_model, load_trained_model, sampling_from_config, score_dataset,
+)
+from pipeline.evaluation.multiview import clip_plan
+from pipeline.inference.preprocessing import VideoPreprocessing
 from tiny_videomae import LABELS, save_tiny_videomae
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,18 +57,22 @@ def test_sampling_comes_from_the_model_config(caplog):
     assert "no frame_sampling_rate" in caplog.text
 
 
+TINY_PREP = VideoPreprocessing(36, (32, 32))
+
+
 def test_views_of_consecutive_videos_share_batches_and_failures_are_skipped():
     dataset = worker.fake_dataset()
-    videos = VideoViews(dataset, range(len(dataset)), worker.fake_views)
+    plan = clip_plan(FrameSampling(4, 2, "dense"), worker.NUM_CLIPS)
+    videos = dataset_clips(dataset, range(len(dataset)), plan, clip_loader=worker.fake_clips)
     model = _MeanColourModel().eval()
-    scores, skipped = score_views(model, videos, batch_size=3, show_progress=False)
+    scores, skipped = score_dataset(model, videos, prep=TINY_PREP, num_crops=1, batch_size=3, show_progress=False)
     views = (len(dataset) - len(worker.BROKEN)) * worker.NUM_CLIPS
     assert model.batch_sizes == [3] * (views // 3) + ([views % 3] if views % 3 else [])
     assert skipped == [{"video": "/videos/5.avi", "reason": "invalid data found when processing input"}]
     assert sorted(scores) == [i for i in range(len(dataset)) if i not in worker.BROKEN]
     for index, got in scores.items():
         with torch.no_grad():
-            expected = model(worker.fake_views(f"/videos/{index}.avi")).logits.softmax(-1).numpy()
+            expected = model(worker.fake_views(f"/videos/{index}.avi", TINY_PREP)).logits.softmax(-1).numpy()
         assert got.shape == (worker.NUM_CLIPS, 4) and got.dtype == np.float32
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
 
@@ -97,11 +105,11 @@ def single_process_run(tiny_model_dir, tmp_path_factory):
 
 def test_video_scores_average_softmax_over_views_and_files_agree(tiny_model_dir, single_process_run):
     metrics, out = single_process_run
-    model, _ = load_trained_model(str(tiny_model_dir))
+    model, processor = load_trained_model(str(tiny_model_dir))
     dataset = worker.fake_dataset()
     kept = [i for i in range(len(dataset)) if i not in worker.BROKEN]
     with torch.no_grad():
-        view_probs = {i: model(pixel_values=worker.fake_views(f"/videos/{i}.avi")).logits.softmax(-1).numpy()
+        view_probs = {i: model(pixel_values=worker.fake_views(f"/videos/{i}.avi", processor)).logits.softmax(-1).numpy()
                       for i in kept}
     labels = np.array(dataset["label"])[kept]
     video_scores = np.stack([view_probs[i].mean(0) for i in kept])
@@ -143,7 +151,7 @@ def test_every_number_needs_a_decodable_video(tiny_model_dir):
         raise VideoDecodeError(path, "zero-byte file")
 
     with pytest.raises(RuntimeError, match="no video could be evaluated: 11 of 11"):
-        evaluate_model(model, processor, worker.fake_dataset(), view_loader=broken, num_workers=0)
+        evaluate_model(model, processor, worker.fake_dataset(), clip_loader=broken, num_workers=0)
 
 
 def test_labels_of_another_dataset_are_refused(tiny_model_dir):
@@ -155,7 +163,7 @@ def test_labels_of_another_dataset_are_refused(tiny_model_dir):
         features=datasets.Features({"video": datasets.Value("string"),
                                     "label": datasets.ClassLabel(names=["w", "x", "y", "z"])}))
     with pytest.raises(ValueError, match="not the dataset's classes"):
-        evaluate_model(model, processor, other, view_loader=worker.fake_views, num_workers=0)
+        evaluate_model(model, processor, other, clip_loader=worker.fake_clips, num_workers=0)
 
 
 @pytest.mark.slow

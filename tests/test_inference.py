@@ -103,6 +103,14 @@ def test_path_bytes_array_and_batched_list_agree(classifier, videos):
         np.testing.assert_allclose(as_vector(item), as_vector(alone), atol=1e-5)
 
 
+def test_list_of_videos_decoded_by_workers_equals_one_at_a_time(classifier, videos):
+    sources = [str(videos["short"]), videos["long"].read_bytes(), str(videos["long"]), str(videos["short"])]
+    batch = classifier(sources, top_k=ALL, num_clips=2, num_crops=3, batch_size=4, num_workers=2)
+    for item, source in zip(batch, sources):
+        np.testing.assert_allclose(as_vector(item), as_vector(classifier(source, top_k=ALL, num_clips=2,
+                                                                         num_crops=3)), atol=1e-5)
+
+
 def test_top_k(classifier, videos):
     assert len(classifier(str(videos["short"]), top_k=2)) == 2
     assert len(classifier(str(videos["short"]), top_k=100)) == ALL  # capped at the number of labels

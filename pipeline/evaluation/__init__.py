@@ -5,16 +5,16 @@
 
 from .multiview import (
     FrameSampling,
-    VideoViews,
+    dataset_clips,
     evaluate_model,
     gather_scores,
     load_trained_model,
     main,
     sampling_from_config,
-    score_views,
+    score_dataset,
 )
 
 __all__ = [
-    "FrameSampling", "VideoViews", "evaluate_model", "gather_scores", "load_trained_model", "main",
-    "sampling_from_config", "score_views",
+    "FrameSampling", "dataset_clips", "evaluate_model", "gather_scores", "load_trained_model", "main",
+    "sampling_from_config", "score_dataset",
 ]

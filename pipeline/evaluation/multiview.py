@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import logging
 import os
 import time
@@ -31,12 +30,12 @@ import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
+from pipeline.inference.video_scoring import ClipPlan, VideoClips, default_num_workers, score_videos
 from pipeline.inference.views import load_views
 from pipeline.evaluation.metrics import compute_metrics, write_confusion_csv, write_metrics_json, write_per_class_csv
 
@@ -51,7 +50,7 @@ NUM_ERROR_SAMPLES = 8
 NUM_CORRECT_SAMPLES = 4
 NUM_ATTENTION_VIDEOS = 4
 
-ViewLoader = Callable[..., torch.Tensor]
+ClipLoader = Callable[[str, Any], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -81,21 +80,9 @@ def sampling_from_config(config, num_frames: int | None = None, rate: int | None
     )
 
 
-def make_view_loader(processor: Any, sampling: FrameSampling, num_clips: int, num_crops: int) -> ViewLoader:
-    """``load_views`` with everything but the video fixed: ``loader(path, info=None) -> (K*C, T, C, H, W)``.
-
-    A picklable partial (DataLoader workers receive it) over the processor's plain geometry and normalisation.
-    """
-    return functools.partial(
-        load_views,
-        processor_or_prep=VideoPreprocessing.from_processor(processor),
-        num_frames=sampling.num_frames,
-        rate=sampling.rate,
-        strategy=sampling.strategy,
-        num_clips=num_clips,
-        num_crops=num_crops,
-        short=sampling.short,
-    )
+def clip_plan(sampling: FrameSampling, num_clips: int) -> ClipPlan:
+    """The K evaluation clips of a video under the model's frame sampling."""
+    return ClipPlan(sampling.num_frames, sampling.rate, sampling.strategy, sampling.short, num_clips)
 
 
 def _video_path(value: Any) -> str:
@@ -103,33 +90,20 @@ def _video_path(value: Any) -> str:
     return os.fspath(value["path"] if isinstance(value, dict) else value)
 
 
-class VideoViews(Dataset):
-    """Item ``i``: all views of video ``indices[i]`` of a ``datasets`` split, or why it could not be read.
+def dataset_clips(dataset, indices: Sequence[int], plan: ClipPlan, video_column: str = "video",
+                  clip_loader: ClipLoader | None = None) -> VideoClips:
+    """The ``VideoClips`` of rows ``indices`` of a ``datasets`` split (its ``video_info`` column saves the probes).
 
-    Returns ``{"index", "views"}`` or ``{"index", "video", "error"}``; undecodable videos never stop the loader.
+    ``clip_loader(path, info) -> (uint8 frames (U, H, W, 3), positions (K, T))`` replaces decoding (tests).
     """
+    indices = list(indices)
+    has_info = INFO_COLUMN in getattr(dataset, "column_names", ())
 
-    def __init__(self, dataset, indices: Sequence[int], view_loader: ViewLoader, video_column: str = "video"):
-        self.dataset = dataset
-        self.indices = list(indices)
-        self.view_loader = view_loader
-        self.video_column = video_column
-        self.has_info = INFO_COLUMN in getattr(dataset, "column_names", ())
+    def get_video(position: int):
+        row = dataset[indices[position]]
+        return _video_path(row[video_column]), (row.get(INFO_COLUMN) if has_info else None)
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, position: int) -> dict[str, Any]:
-        index = self.indices[position]
-        row = self.dataset[index]
-        path = _video_path(row[self.video_column])
-        info = row.get(INFO_COLUMN) if self.has_info else None
-        try:
-            views = self.view_loader(path, info=info)
-        except SKIPPABLE_ERRORS as err:
-            reason = err.reason if isinstance(err, VideoDecodeError) else f"{type(err).__name__}: {err}"
-            return {"index": index, "video": path, "error": reason}
-        return {"index": index, "views": views}
+    return VideoClips(get_video, len(indices), plan, skippable=SKIPPABLE_ERRORS, decode=clip_loader)
 
 
 def process_state() -> PartialState:
@@ -148,50 +122,29 @@ def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dty
     return parameter.device, parameter.dtype
 
 
-@torch.inference_mode()
-def score_views(
+def score_dataset(
     model: torch.nn.Module,
-    videos: VideoViews,
+    videos: VideoClips,
     *,
+    prep: VideoPreprocessing,
+    num_crops: int,
     batch_size: int,
     num_workers: int = 0,
     show_progress: bool = True,
     description: str = "evaluating",
 ) -> tuple[dict[int, np.ndarray], list[dict[str, str]]]:
-    """Softmax scores of every view of every video: ``{dataset index: (views, classes) float32}`` and the skipped.
-
-    Views of consecutive videos share batches of exactly ``batch_size`` (the last one may be smaller).
-    """
+    """Softmax scores of every view of every video: ``{position in videos: (views, classes) float32}`` and the
+    skipped videos. Views of consecutive videos share batches of exactly ``batch_size`` (the last may be smaller)."""
     device, dtype = _model_device_dtype(model)
-    # one item per video (batch_size=None): views are re-batched below, across video boundaries
-    loader = DataLoader(videos, batch_size=None, shuffle=False, num_workers=num_workers)
-    scores: dict[int, list[np.ndarray]] = {}
-    skipped: list[dict[str, str]] = []
-    pending: list[torch.Tensor] = []  # single views waiting for a full batch
-    owners: list[int] = []  # dataset index of each pending view
-
-    def run(count: int) -> None:
-        batch = torch.stack(pending[:count]).to(device=device, dtype=dtype)
-        probabilities = model(pixel_values=batch).logits.float().softmax(dim=-1).cpu().numpy()
-        for owner, row in zip(owners[:count], probabilities):
-            scores[owner].append(row)
-        del pending[:count], owners[:count]
-
     with tqdm(total=len(videos), desc=description, unit="video", disable=not show_progress) as progress:
-        for item in loader:
+        def seen(item):
             if "error" in item:
                 logger.warning("skipping %s: %s", item["video"], item["error"])
-                skipped.append({"video": item["video"], "reason": item["error"]})
-            else:
-                scores[item["index"]] = []
-                pending.extend(item["views"].unbind(0))
-                owners.extend([item["index"]] * len(item["views"]))
-                while len(pending) >= batch_size:
-                    run(batch_size)
             progress.update(1)
-        if pending:
-            run(len(pending))
-    return {index: np.stack(rows) for index, rows in scores.items()}, skipped
+
+        return score_videos(lambda pixel_values: model(pixel_values=pixel_values).logits, videos, prep=prep,
+                            num_crops=num_crops, batch_size=batch_size, num_workers=num_workers, device=device,
+                            dtype=dtype, on_video=seen)
 
 
 def gather_scores(
@@ -296,7 +249,6 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
     from pipeline.evaluation.figures import plot_attention_overlay
 
     prep = VideoPreprocessing.from_processor(processor)
-    loader = make_view_loader(prep, sampling, num_clips=1, num_crops=1)
     device, dtype = _model_device_dtype(model)
     wrong = [s for s in samples if s["label"] != s["prediction"]]
     right = [s for s in samples if s["label"] == s["prediction"]]
@@ -304,7 +256,9 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
     videos, method = [], ""
     for sample in chosen:
         try:
-            view = loader(sample["path"], info=sample.get("info"))[:1]
+            view = load_views(sample["path"], processor_or_prep=prep, num_frames=sampling.num_frames,
+                              rate=sampling.rate, strategy=sampling.strategy, short=sampling.short,
+                              info=sample.get("info"))[:1]
         except SKIPPABLE_ERRORS as err:
             logger.warning("no attention map for %s: %s", sample["path"], err)
             continue
@@ -376,7 +330,7 @@ def evaluate_model(
     batch_size: int = 8,
     num_workers: int | None = None,
     sampling: FrameSampling | None = None,
-    view_loader: ViewLoader | None = None,
+    clip_loader: ClipLoader | None = None,
     video_column: str = "video",
     label_column: str = "label",
     trainer_state: str | os.PathLike | None = None,
@@ -389,8 +343,9 @@ def evaluate_model(
     """Scores every video of ``dataset`` over ``num_clips`` x ``num_crops`` views and returns the metrics.
 
     dataset: a ``datasets.Dataset`` with a video path column and a ClassLabel column (and optionally the
-    ``video_info`` column of ``add_video_info``). ``view_loader(path, info=None) -> (views, T, C, H, W)``
-    replaces ``load_views`` (tests inject fakes). ``skipped``: (path, reason) of videos already found unreadable
+    ``video_info`` column of ``add_video_info``). ``clip_loader(path, info) -> (uint8 frames, positions)``
+    replaces decoding (tests inject fakes). Decoding runs in ``num_workers`` loader workers (default: every core
+    but one per process), views are made and scored on the model's device (``pipeline.inference.video_scoring``). ``skipped``: (path, reason) of videos already found unreadable
     (e.g. by probing), counted with those that fail here. With ``output_dir``, the main process writes the files
     listed in the module docstring; ``sample_figures`` / ``attention_maps`` off: no figure that decodes videos
     again (sample predictions, attention maps) / no attention maps. ``description``: extra facts for metrics.json
@@ -404,18 +359,20 @@ def evaluate_model(
     if next(model.parameters()).device != state.device:
         model.to(state.device)
     sampling = sampling or sampling_from_config(model.config)
-    view_loader = view_loader or make_view_loader(processor, sampling, num_clips, num_crops)
+    plan = clip_plan(sampling, num_clips)
+    prep = VideoPreprocessing.from_processor(processor)
     class_names = _class_names(dataset, model.config, label_column)
-    if num_workers is None:
-        num_workers = max(0, min(8, (os.cpu_count() or 1) // state.num_processes - 1))
 
     started = time.perf_counter()
     with state.split_between_processes(list(range(len(dataset)))) as shard:
-        videos = VideoViews(dataset, shard, view_loader, video_column)
-        scores, failed = score_views(
-            model, videos, batch_size=batch_size, num_workers=num_workers, show_progress=state.is_main_process,
+        videos = dataset_clips(dataset, shard, plan, video_column, clip_loader)
+        workers = default_num_workers(len(shard), state.num_processes) if num_workers is None else num_workers
+        by_position, failed = score_dataset(
+            model, videos, prep=prep, num_crops=num_crops, batch_size=batch_size, num_workers=workers,
+            show_progress=state.is_main_process,
             description=f"evaluating {num_clips} clip(s) x {num_crops} crop(s)",
         )
+        scores = {shard[position]: value for position, value in by_position.items()}
     scores, failed = gather_scores(state, scores, failed)
     elapsed = time.perf_counter() - started
     model.train(was_training)

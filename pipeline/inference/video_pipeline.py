@@ -9,7 +9,12 @@ the model config and the saved image processor), so a model card's numbers are r
 Inputs: a path, an http(s) URL, raw bytes of a video file, a uint8 array (frames, H, W, 3), or a list of
 these. Options (at construction or per call): ``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax
 averaged), ``timeline=True`` with ``window`` / ``stride`` in seconds or ``window_frames`` / ``stride_frames``
-in frames (sliding windows over the whole video), ``function_to_apply``.
+in frames (sliding windows over the whole video), ``function_to_apply``, ``batch_size`` (views per forward
+pass) and ``num_workers`` (decoding processes for a list of videos).
+
+Decoding yields uint8 frames; the views are resized, cropped and normalised on the model's device
+(``preprocessing.clip_views``). A list of videos goes through ``video_scoring`` (the machinery of
+``python -m pipeline.evaluation``): decoded in parallel loader workers, views of several videos in one batch.
 
 Shipped to the Hub as remote code (``config.custom_pipelines``): imports only the standard library, numpy,
 torch, transformers and siblings (views, decoding, transforms).
@@ -28,9 +33,10 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
-from .preprocessing import VideoPreprocessing
+from .preprocessing import VideoPreprocessing, clip_views
 from .sampling import eval_clip_indices
-from .views import load_views, views_of_clips
+from .video_scoring import DEFAULT_BATCH_SIZE, ClipPlan, VideoClips, default_num_workers, score_videos
+from .views import clip_frames, sample_clips
 
 # Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.
 DEFAULT_RATE = 4
@@ -114,7 +120,33 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             raise ValueError("the video-classification pipeline needs a video (path, URL, bytes or array)")
         if isinstance(inputs, tuple):
             inputs = list(inputs)
-        return super().__call__(inputs, **kwargs)
+        # batch_size counts views per forward pass here (a video is one chunk of K x C views, or of windows)
+        self.views_per_forward = int(kwargs.pop("batch_size", None) or self._batch_size or DEFAULT_BATCH_SIZE)
+        num_workers = kwargs.pop("num_workers", None)
+        if isinstance(inputs, list) and len(inputs) > 1 and not kwargs.get("timeline", self._preprocess_params.get(
+                "timeline", False)):
+            return self._classify_many(inputs, num_workers, kwargs)
+        return super().__call__(inputs, batch_size=1, num_workers=0, **kwargs)
+
+    def _classify_many(self, videos: list, num_workers: Optional[int], kwargs: dict) -> list:
+        """A list of videos through the evaluation's machinery: parallel decoding, views batched across videos."""
+        preprocess, _, postprocess = self._sanitize_parameters(**kwargs)
+        preprocess = {**self._preprocess_params, **preprocess}
+        postprocess = {**self._postprocess_params, **postprocess}
+        clip_len, rate, strategy, short = self._sampling(preprocess.get("num_frames"),
+                                                         preprocess.get("frame_sampling_rate"),
+                                                         preprocess.get("frame_sampling_strategy"))
+        num_clips, num_crops = int(preprocess.get("num_clips", 1)), int(preprocess.get("num_crops", 1))
+        clips = VideoClips(lambda i: (videos[i], None), len(videos),
+                           ClipPlan(clip_len, rate, strategy, short, num_clips), open_source=_VideoSource,
+                           skippable=())
+        workers = default_num_workers(len(videos)) if num_workers is None else int(num_workers)
+        scores, _ = score_videos(self._logits, clips, prep=self.preprocessing, num_crops=num_crops,
+                                 batch_size=self.views_per_forward, num_workers=workers, device=self.device,
+                                 dtype=self.model.dtype, activation=lambda logits: logits.float())
+        return [self.postprocess([{"logits": torch.from_numpy(scores[i]), "windows": torch.zeros(len(scores[i])),
+                                   "spans": torch.tensor([[0, -1]]), "fps": 0.0}], **postprocess)
+                for i in range(len(videos))]
 
     def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
         config = self.model.config
@@ -142,17 +174,18 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         frame_sampling_rate: Optional[int] = None,
         frame_sampling_strategy: Optional[str] = None,
     ) -> Iterator[dict[str, Any]]:
+        """Yields chunks of decoded uint8 frames with the positions of their clips: one chunk per video, or per
+        group of timeline windows (bounded memory for any video length)."""
         clip_len, rate, strategy, short = self._sampling(
             num_frames, frame_sampling_rate, frame_sampling_strategy)
         with _VideoSource(video) as source:
             if not timeline:
-                views = load_views(
-                    source.value, processor_or_prep=self.preprocessing, num_frames=clip_len, rate=rate,
-                    strategy=strategy, num_clips=num_clips, num_crops=num_crops, short=short,
-                )
-                for index, view in enumerate(views):
-                    yield {"pixel_values": view.unsqueeze(0), "window": 0, "start_frame": 0, "end_frame": -1,
-                           "fps": 0.0, "is_last": index == len(views) - 1}
+                clips, info = sample_clips(source.value, num_frames=clip_len, rate=rate, strategy=strategy,
+                                           num_clips=num_clips, short=short)
+                frames, positions = clip_frames(source.value, clips, info)
+                yield {"frames": frames, "positions": positions, "num_crops": num_crops,
+                       "windows": torch.zeros(len(clips) * num_crops, dtype=torch.long),
+                       "spans": torch.tensor([[0, -1]]), "fps": 0.0, "is_last": True}
                 return
 
             info = probe_video(source.value) if source.is_file else None
@@ -164,29 +197,27 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             )
             for group_start in range(0, len(windows), WINDOWS_PER_DECODE):
                 group = windows[group_start:group_start + WINDOWS_PER_DECODE]
-                clips = [
-                    start + clip
-                    for start, end in group
-                    for clip in eval_clip_indices(end - start, clip_len, rate, strategy=strategy,
-                                                  num_clips=num_clips, short=short)
-                ]
-                # one decode per group of windows: each distinct frame decoded and resized once
-                views = views_of_clips(source.value, clips, processor_or_prep=self.preprocessing,
-                                       num_crops=num_crops, info=info)
+                clips = [start + clip for start, end in group
+                         for clip in eval_clip_indices(end - start, clip_len, rate, strategy=strategy,
+                                                       num_clips=num_clips, short=short)]
+                # one decode per group of windows: each distinct frame decoded once, resized once on the device
+                frames, positions = clip_frames(source.value, clips, info)
                 per_window = num_clips * num_crops
-                for offset, (start, end) in enumerate(group):
-                    window_views = views[offset * per_window:(offset + 1) * per_window]
-                    last_window = group_start + offset == len(windows) - 1
-                    for index, view in enumerate(window_views):
-                        yield {"pixel_values": view.unsqueeze(0), "window": group_start + offset,
-                               "start_frame": int(start), "end_frame": int(end), "fps": float(rate_hz or 0.0),
-                               "is_last": last_window and index == len(window_views) - 1}
+                yield {"frames": frames, "positions": positions, "num_crops": num_crops,
+                       "windows": torch.arange(group_start, group_start + len(group)).repeat_interleave(per_window),
+                       "spans": torch.tensor(group), "fps": float(rate_hz or 0.0),
+                       "is_last": group_start + len(group) == len(windows)}
 
     # -- model -----------------------------------------------------------------------------------------------
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values.to(self.model.dtype)).logits
+
     def _forward(self, model_inputs):
-        pixel_values = model_inputs.pop("pixel_values")
-        logits = self.model(pixel_values=pixel_values.to(self.model.dtype)).logits
-        # "logits" first: transformers reads the batch size of a batched output from its first entry
+        frames, positions = model_inputs.pop("frames"), model_inputs.pop("positions")
+        views = clip_views(frames.to(self.device), positions, self.preprocessing, int(model_inputs.pop("num_crops")),
+                           dtype=self.model.dtype)
+        step = getattr(self, "views_per_forward", DEFAULT_BATCH_SIZE)
+        logits = torch.cat([self._logits(views[i:i + step]) for i in range(0, len(views), step)])
         return {"logits": logits.float(), **model_inputs}
 
     # -- outputs ---------------------------------------------------------------------------------------------
@@ -200,31 +231,34 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             model_outputs = [model_outputs]
 
         per_window: dict[int, list[torch.Tensor]] = {}
-        spans: dict[int, tuple[int, int, float]] = {}
+        spans: dict[int, tuple[int, int]] = {}
+        fps = 0.0
         for output in model_outputs:
-            window = int(_scalar(output["window"]))
-            logits = output["logits"].reshape(-1, output["logits"].shape[-1])
-            per_window.setdefault(window, []).append(_activate(logits, function_to_apply))
-            spans[window] = (int(_scalar(output["start_frame"])), int(_scalar(output["end_frame"])),
-                             float(_scalar(output["fps"])))
+            scores = _activate(output["logits"].reshape(-1, output["logits"].shape[-1]), function_to_apply)
+            windows = output["windows"].reshape(-1).tolist()
+            for window, row in zip(windows, scores):
+                per_window.setdefault(int(window), []).append(row)
+            first = int(windows[0]) if windows else 0
+            for offset, (start, end) in enumerate(output["spans"].reshape(-1, 2).tolist()):
+                spans[first + offset] = (int(start), int(end))
+            fps = float(_scalar(output["fps"])) or fps
         # a window's score: the mean over its views (clips x crops), as the evaluation averages softmax
-        scores = {w: torch.cat(v).mean(dim=0) for w, v in sorted(per_window.items())}
+        scores = {w: torch.stack(v).mean(dim=0) for w, v in sorted(per_window.items())}
         if spans[0][1] < 0:  # not a timeline
             return self._top(scores[0], top_k)
 
         overall = torch.stack(list(scores.values())).mean(dim=0)
         timeline = []
         for window, score in scores.items():
-            start, end, fps = spans[window]
+            start, end = spans[window]
             timeline.append({
                 "start": round(start / fps, 3) if fps else None,
                 "end": round(end / fps, 3) if fps else None,
                 "start_frame": start, "end_frame": end,
                 "predictions": self._top(score, top_k),
             })
-        fps = spans[0][2] or None
         return {"predictions": self._top(overall, top_k), "timeline": timeline,
-                "num_frames": timeline[-1]["end_frame"], "fps": fps}
+                "num_frames": timeline[-1]["end_frame"], "fps": fps or None}
 
     def _top(self, scores: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
         values, ids = scores.topk(top_k)
