@@ -108,3 +108,14 @@ def test_stored_video_info_skips_the_probe(videos, monkeypatch):
     transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True)
     batch = transform({"video": [str(good)], "label": [1], "video_info": [info]})
     assert batch["row"] == [0] and batch["clips"][0].frames.shape == (1, 4, 48, 64, 3)
+
+
+@pytest.mark.parametrize("placement", ["device", "workers"])
+def test_bad_files_among_good_ones_in_both_placements(videos, placement):
+    good, empty, text = videos
+    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=2,
+                              placement=placement)
+    ds = dataset([empty, good, text, good]).with_transform(transform)
+    batch = model_inputs(transform, ds, [0, 1, 2, 3])
+    assert batch["pixel_values"].shape == (4, 4, 3, 32, 32) and batch["labels"].tolist() == [1, 1, 1, 1]
+    assert torch.isfinite(batch["pixel_values"]).all()

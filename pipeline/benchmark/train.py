@@ -1,25 +1,29 @@
-"""``python -m pipeline.benchmark train --recipe R [--steps N] [--warmup W] [--peak_tflops X] [--json OUT] [...]``.
+"""``python -m pipeline.benchmark train --recipe R [--steps N] [--warmup W] [--synthetic] [--compile] [--json OUT]``.
 
 Times training steps of a recipe's model on the recipe's real data pipeline (the same dataset, probing, clip
-transform, collator and model that pipeline/train.py builds) and reports:
+transform, collator, device-side augmentation and model that pipeline/train.py builds) and reports:
 
 - clips/s over the measured steps (a clip is one row of ``pixel_values``; repeated augmentation gives R per video);
-- per step, the time blocked in ``next(dataloader)`` (data wait) and the time of host-to-device copy + forward +
-  backward + clipping + optimizer step (compute; ends with ``torch.cuda.synchronize()`` on GPU);
-- peak memory: ``torch.cuda.max_memory_allocated`` on GPU, the main process's peak RSS on CPU (loader workers,
-  being other processes, are not included);
-- model FLOPs per clip (analytic for VideoMAE/TimeSformer, see ``model_flops``; counted by torch's
-  FlopCounterMode for the rest) and MFU = 3 x forward FLOPs x clips/s / peak. The peak defaults to 989 TFLOP/s
-  (H100 SXM, dense bf16) on GPU; on CPU it must be given or MFU is n/a.
+- each step's wall split into contiguous parts that add up to the measured wall: ``data wait`` (blocked in
+  ``next(dataloader)``), ``host-to-device`` (the batch copied to the device), ``augment`` (device-side
+  augmentation / normalisation of uint8 clips), ``compute`` (forward, backward, clipping, optimizer step) and
+  ``other`` (everything between steps); on GPU each part ends with ``torch.cuda.synchronize()``;
+- data-bound steps: those that waited for the loader longer than ``DATA_BOUND_FRACTION`` of their wall;
+- host CPU-seconds per clip (main process and loader workers, separately), and host-to-device bytes per clip;
+- peak memory (``torch.cuda.max_memory_allocated`` on GPU, the main process's peak RSS on CPU);
+- model FLOPs per clip (analytic for VideoMAE / TimeSformer, see ``model_flops``, always checked against torch's
+  FlopCounterMode with the model in eval mode; the count alone for other families) and MFU = 3 x forward FLOPs x
+  clips/s / peak (989 TFLOP/s dense bf16 by default on GPU; on CPU it must be given or MFU is n/a).
 
-Optimizer AdamW with the recipe's lr/betas/eps/weight decay; autocast bf16/fp16 as the recipe asks (bf16 also on
-CPU, like the Trainer; fp16 only on GPU, with a GradScaler). Anything after the known options is a train.py
-override (``--per_device_train_batch_size 8 --gradient_checkpointing true ...``).
+``--synthetic`` measures the model alone: one batch, made once by the real pipeline and kept on the device, is fed
+to every step (no loader, no copy, no augmentation). ``--compile`` wraps the model in ``torch.compile``.
+Anything after the known options is a train.py override (``--per_device_train_batch_size 8 ...``).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import resource
@@ -31,16 +35,20 @@ from pathlib import Path
 
 import torch
 
+from pipeline.benchmark.cpu_time import CpuClock
 from pipeline.benchmark.model_flops import ANALYTIC, TRAINING_FACTOR, analytic_forward_flops, counted_forward_flops
 from pipeline.configs import parse_args
-from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
 from pipeline.train import build_clip_transforms, build_model
+from pipeline.training.collate import VideoCollator
 
 logger = logging.getLogger("pipeline.benchmark.train")
 
 H100_BF16_DENSE_TFLOPS = 989.0
+# A step is data-bound when it waited for its batch longer than this share of its wall time.
+DATA_BOUND_FRACTION = 0.05
+PARTS = ("data_wait", "host_to_device", "augment", "compute", "other")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", required=True, help="recipe YAML (as for pipeline/train.py)")
     parser.add_argument("--steps", type=int, default=20, help="measured training steps")
     parser.add_argument("--warmup", type=int, default=3, help="steps run first and not measured (start-up, caches)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="the model alone: one real batch kept on the device, fed to every step")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument(
         "--peak_tflops", type=float, default=None,
         help=f"peak TFLOP/s of the device for MFU (default on GPU: {H100_BF16_DENSE_TFLOPS:g}, H100 bf16 dense)",
@@ -62,17 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_training_setup(recipe: str, overrides: list[str]):
-    """The objects train.py builds: (args tuple, model, train dataset with its clip transform, collator)."""
+    """The objects train.py builds: (args tuple, model, train dataset with its clip transform, the transform, collator,
+    device batch)."""
     model_args, data_args, run_args, training_args = parse_args([recipe, *overrides])
     splits = build_dataset(data_args)
-    splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
+    splits, _ = add_video_info(splits, num_proc=data_args.probe_num_proc)
     train = splits["train"]
     if data_args.max_train_samples is not None and data_args.max_train_samples < len(train):
         train = train.shuffle(seed=data_args.split_seed).select(range(data_args.max_train_samples))
     labels = train.features["label"].names
     model, processor = build_model(model_args, data_args, labels)
-    transform, _ = build_clip_transforms(data_args, model, processor)
-    return (model_args, data_args, run_args, training_args), model, train.with_transform(transform), VideoCollator()
+    transform, _, device_batch = build_clip_transforms(data_args, model, processor, training_args.device)
+    args = (model_args, data_args, run_args, training_args)
+    return args, model, train.with_transform(transform), transform, VideoCollator(), device_batch
 
 
 def precision_of(training_args, device: torch.device) -> tuple[str, torch.dtype | None]:
@@ -119,25 +132,46 @@ def peak_memory(device: torch.device) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "cpu_peak_rss_main_process"
 
 
-def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_grad_norm, scaler):
-    """Runs warmup + steps training steps; returns per-step records of the measured ones and their wall time."""
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()}
+
+
+def batch_bytes(batch: dict) -> int:
+    return sum(v.nbytes for v in batch.values() if isinstance(v, torch.Tensor))
+
+
+def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_grad_norm, scaler, device_batch,
+              forward=None, from_host=True):
+    """Runs warmup + steps training steps; returns (per-step records of the measured ones, wall, CPU-s main /
+    workers, last pixel_values). Every measured step is cut into contiguous PARTS, so they add up to the wall.
+    ``from_host``: batches come from the host (bytes to the device are counted), not already from the device."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
-    records = []
-    wall_start = None
+    forward = forward or model
+    records, clock = [], CpuClock()
+    wall_start = previous_end = None
+    pixel_values = None
     for step in range(warmup + steps):
         if step == warmup:
             sync()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            wall_start = time.perf_counter()
+            clock.start()
+            wall_start = previous_end = time.perf_counter()
         t0 = time.perf_counter()
         batch = next(batches)
         t1 = time.perf_counter()
-        pixel_values = batch["pixel_values"].to(device, non_blocking=True)
-        labels = batch["labels"].to(device, non_blocking=True)
+        sent = batch_bytes(batch) if from_host else 0
+        batch = to_device(batch, device)
+        sync()
+        t2 = time.perf_counter()
+        inputs = device_batch(batch, device)
+        sync()
+        t3 = time.perf_counter()
+        pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         with autocast:
-            loss = model(pixel_values=pixel_values, labels=labels).loss
+            loss = forward(pixel_values=pixel_values, labels=labels).loss
         scaler.scale(loss).backward()
         if max_grad_norm and max_grad_norm > 0:
             scaler.unscale_(optimizer)
@@ -146,18 +180,29 @@ def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_gr
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         sync()
-        t2 = time.perf_counter()
+        t4 = time.perf_counter()
         if step >= warmup:
-            records.append({"data_wait_s": t1 - t0, "compute_s": t2 - t1, "clips": int(pixel_values.shape[0]),
-                            "loss": float(loss.detach())})
-    wall = time.perf_counter() - wall_start
-    return records, wall, pixel_values
+            records.append({"other_s": t0 - previous_end, "data_wait_s": t1 - t0, "host_to_device_s": t2 - t1,
+                            "augment_s": t3 - t2, "compute_s": t4 - t3, "clips": int(pixel_values.shape[0]),
+                            "bytes_to_device": sent, "loss": float(loss.detach())})
+            previous_end = t4
+    wall = previous_end - wall_start
+    main_cpu, worker_cpu = clock.read()
+    return records, wall, (main_cpu, worker_cpu), pixel_values
 
 
-def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, peak_tflops: float | None) -> dict:
+def synthetic_batches(loader, device, device_batch):
+    """The model alone: one batch of the real pipeline, made once and kept on the device, forever."""
+    batch = device_batch(to_device(next(iter(loader)), device), device)
+    return itertools.repeat(batch)
+
+
+def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, peak_tflops: float | None,
+              synthetic: bool = False, compile_model: bool = False) -> dict:
     if steps < 1 or warmup < 0:
         raise ValueError(f"--steps must be >= 1 and --warmup >= 0 (got {steps}, {warmup})")
-    (model_args, data_args, _, training_args), model, train_ds, collator = build_training_setup(recipe, overrides)
+    args, model, train_ds, transform, collator, device_batch = build_training_setup(recipe, overrides)
+    model_args, _, _, training_args = args
     device = training_args.device
     precision, dtype = precision_of(training_args, device)
     if training_args.gradient_checkpointing:
@@ -170,28 +215,28 @@ def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, pea
     )
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     loader = make_loader(train_ds, collator, training_args, device)
+    batches = synthetic_batches(loader, device, device_batch) if synthetic else endless(loader)
+    forward = torch.compile(model) if compile_model else model
 
-    records, wall, last_batch = run_steps(
-        model, endless(loader), optimizer, steps=steps, warmup=warmup, device=device, dtype=dtype,
-        max_grad_norm=training_args.max_grad_norm, scaler=scaler,
+    records, wall, (main_cpu, worker_cpu), last_batch = run_steps(
+        model, batches, optimizer, steps=steps, warmup=warmup, device=device, dtype=dtype,
+        max_grad_norm=training_args.max_grad_norm, scaler=scaler, device_batch=device_batch, forward=forward,
+        from_host=not synthetic,
     )
     memory, memory_kind = peak_memory(device)
-
-    clips = sum(r["clips"] for r in records)
-    data_wait = sum(r["data_wait_s"] for r in records)
-    compute = sum(r["compute_s"] for r in records)
-    clips_per_s = clips / wall
+    result = summarize(records, wall, main_cpu, worker_cpu)
     _, frames, _, height, width = last_batch.shape
     analytic = analytic_forward_flops(model.config, frames, height, width)
     counted = counted_forward_flops(model, last_batch[:1])
-    forward = analytic.forward if analytic else counted
+    forward_flops = analytic.forward if analytic else counted
     if peak_tflops is None and device.type == "cuda":
         peak_tflops = H100_BF16_DENSE_TFLOPS
-    achieved = TRAINING_FACTOR * forward * clips_per_s / 1e12
-    step_times = [r["data_wait_s"] + r["compute_s"] for r in records]
-    return {
+    achieved = TRAINING_FACTOR * forward_flops * result["clips_per_s"] / 1e12
+    result.update({
         "recipe": str(recipe),
         "overrides": list(overrides),
+        "mode": "model alone (synthetic batch)" if synthetic else "loader-fed",
+        "compiled": compile_model,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "model_type": model.config.model_type,
@@ -202,25 +247,42 @@ def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, pea
         "batch_size": training_args.per_device_train_batch_size,
         "clip_shape": [int(frames), 3, int(height), int(width)],
         "dataloader_num_workers": training_args.dataloader_num_workers,
+        "augment_on": transform.placement,
         "steps": steps,
         "warmup_steps": warmup,
-        "clips": clips,
-        "wall_s": wall,
-        "clips_per_s": clips_per_s,
-        "step_s_median": statistics.median(step_times),
-        "data_wait_s": data_wait,
-        "compute_s": compute,
-        "data_wait_fraction": data_wait / (data_wait + compute),
         "peak_memory_bytes": memory,
         "peak_memory_kind": memory_kind,
-        "flops_per_clip_forward": forward,
-        "flops_per_clip_train": TRAINING_FACTOR * forward,
-        "flops_source": "analytic" if analytic else "FlopCounterMode",
+        "flops_per_clip_forward": forward_flops,
+        "flops_per_clip_train": TRAINING_FACTOR * forward_flops,
+        "flops_source": "analytic" if analytic else "FlopCounterMode (eval mode)",
         "flops_formula": (analytic.formula + f"; training = {TRAINING_FACTOR} x forward") if analytic else None,
         "flops_per_clip_forward_counted": counted,
         "achieved_tflops": achieved,
         "peak_tflops": peak_tflops,
         "mfu": achieved / peak_tflops if peak_tflops else None,
+    })
+    return result
+
+
+def summarize(records: list[dict], wall: float, main_cpu: float, worker_cpu: float) -> dict:
+    """Throughput, the parts of the wall, CPU and bytes per clip, and data-bound steps of measured step records."""
+    clips = sum(r["clips"] for r in records)
+    parts = {part: sum(r[f"{part}_s"] for r in records) for part in PARTS}
+    step_times = [sum(r[f"{part}_s"] for part in PARTS) for r in records]
+    data_bound = sum(r["data_wait_s"] > DATA_BOUND_FRACTION * t for r, t in zip(records, step_times))
+    return {
+        "clips": clips,
+        "wall_s": wall,
+        "clips_per_s": clips / wall,
+        "step_s_median": statistics.median(step_times),
+        **{f"{part}_s": seconds for part, seconds in parts.items()},
+        "parts_sum_s": sum(parts.values()),
+        "data_wait_fraction": parts["data_wait"] / wall,
+        "data_bound_steps": int(data_bound),
+        "host_cpu_s_per_clip": (main_cpu + worker_cpu) / clips,
+        "main_cpu_s_per_clip": main_cpu / clips,
+        "worker_cpu_s_per_clip": worker_cpu / clips,
+        "bytes_to_device_per_clip": sum(r["bytes_to_device"] for r in records) / clips,
         "per_step": records,
     }
 
@@ -236,18 +298,27 @@ def _human(value, unit: str = "") -> str:
 def format_table(result: dict) -> str:
     """Two columns, one quantity a row: what a reader compares between runs."""
     gib = 2**30
+    wall = result["wall_s"]
+    split = " / ".join(f"{part.replace('_', ' ')} {result[f'{part}_s']:.3f} s ({100 * result[f'{part}_s'] / wall:.1f}%)"
+                       for part in PARTS)
     rows = [
         ("model", f"{result['model_type']} ({result['num_parameters'] / 1e6:.2f} M parameters, "
                   f"attention {result['attn_implementation'] or 'n/a'}, gradient checkpointing "
-                  f"{'on' if result['gradient_checkpointing'] else 'off'})"),
+                  f"{'on' if result['gradient_checkpointing'] else 'off'}"
+                  f"{', torch.compile' if result.get('compiled') else ''})"),
+        ("mode", result.get("mode", "loader-fed")),
         ("device / precision", f"{result['device_name']} / {result['precision']}"),
         ("batch x clip (T, C, H, W)", f"{result['batch_size']} x {tuple(result['clip_shape'])}"),
-        ("loader workers", result["dataloader_num_workers"]),
+        ("loader workers / augment on", f"{result['dataloader_num_workers']} / {result.get('augment_on') or 'n/a'}"),
         ("steps measured (warmup)", f"{result['steps']} ({result['warmup_steps']})"),
         ("throughput", _human(result["clips_per_s"], " clips/s")),
         ("median step", _human(result["step_s_median"], " s")),
-        ("data wait / compute", f"{result['data_wait_s']:.3f} s / {result['compute_s']:.3f} s "
-                                f"({100 * result['data_wait_fraction']:.1f}% waiting for data)"),
+        ("wall, in parts", f"{wall:.3f} s = {split}"),
+        ("data-bound steps", f"{result['data_bound_steps']} of {result['steps']} (waited > "
+                             f"{100 * DATA_BOUND_FRACTION:.0f}% of the step)"),
+        ("host CPU per clip", f"{1000 * result['host_cpu_s_per_clip']:.1f} ms (main {1000 * result['main_cpu_s_per_clip']:.1f}"
+                              f" + workers {1000 * result['worker_cpu_s_per_clip']:.1f})"),
+        ("host-to-device per clip", f"{result['bytes_to_device_per_clip'] / 1e6:.2f} MB"),
         ("peak memory", f"{result['peak_memory_bytes'] / gib:.2f} GiB ({result['peak_memory_kind']})"),
         ("model FLOPs / clip (train)", f"{result['flops_per_clip_train'] / 1e9:.3f} GFLOP ({result['flops_source']})"),
         ("achieved", _human(result["achieved_tflops"], " TFLOP/s")),
@@ -262,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = benchmark(args.recipe, overrides, steps=args.steps, warmup=args.warmup, peak_tflops=args.peak_tflops)
+    result = benchmark(args.recipe, overrides, steps=args.steps, warmup=args.warmup, peak_tflops=args.peak_tflops,
+                       synthetic=args.synthetic, compile_model=args.compile)
     print(format_table(result))
     if args.json:
         path = Path(args.json)

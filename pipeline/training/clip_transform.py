@@ -88,7 +88,13 @@ class ClipTransform:
                 logger.warning("skipping unreadable video %s: %s", path, err)
                 rows.append(None)
         if self.placement == "workers":
-            clips = self._transform_here(clips)
+            good = [i for i in rows if i is not None]
+            if len(good) < len(rows):  # transform only the decoded clips; their rows are renumbered
+                clips = clips.select(good)
+                renumber = {old: new for new, old in enumerate(good)}
+                rows = [None if i is None else renumber[i] for i in rows]
+            if good:
+                clips = self._transform_here(clips)
         return {"clips": [clips] * len(paths), "row": rows, "labels": list(batch[self.label_column])}
 
     def _indices(self, info: VideoInfo) -> np.ndarray:
