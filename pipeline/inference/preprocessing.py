@@ -74,7 +74,8 @@ def normalize_clips(clips: torch.Tensor, prep: VideoPreprocessing, out: torch.Te
     (a fresh float buffer per video costs more in page faults than the arithmetic, measured on CPU).
     """
     if out is None:
-        out = clips.to(torch.float32)
+        # contiguous whatever the input's strides (crops of channels-last frames): what every model expects
+        out = clips.to(torch.float32, memory_format=torch.contiguous_format)
     else:
         if out.shape != clips.shape:
             raise ValueError(f"normalisation target has shape {tuple(out.shape)}, the clips {tuple(clips.shape)}")
