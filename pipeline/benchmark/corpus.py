@@ -366,6 +366,12 @@ def n_vop(time_increment_bits: int) -> bytes:
     return VOP_START + int(bits, 2).to_bytes(len(bits) // 8, "big")
 
 
+def is_packed(path) -> bool:
+    """Whether an MPEG-4 Part 2 file holds packed B-frames (a packet with more than one VOP); demuxing only."""
+    with av.open(str(path)) as container:
+        return any(bytes(packet).count(VOP_START) > 1 for packet in container.demux(video=0) if packet.size)
+
+
 def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
     """Rewrite an unpacked MPEG-4 Part 2 AVI (path or file object) in a packed-B-frame layout:
 

@@ -162,11 +162,11 @@ def _packet_frames(codec_context, packet):
 
 # Probing decodes every frame, because a frame's number can only be known by counting decoder output (fact 12:
 # demux-only keyframe positions are off by the B-frames reordered around them, e.g. packet 11 outputs frame 12
-# in a packed-B-frame AVI, and container frame counts are absent or wrong for truncated files). The quick probe
-# (verify=False) is made cheap by skipping what only affects pixel values (IDCT, loop filter), which leaves frame
-# count, order, types and keyframe flags unchanged. The checks of a verifying probe compare pixels, so it decodes
-# fully: without the residual, frames that differ can look alike (measured: a skip option that corrupts the
-# next B-frames by 219 grey levels passed a check done without IDCT).
+# in a packed-B-frame AVI, and container frame counts are absent or wrong for truncated files). The unchecked
+# probe is made cheap by skipping what only affects pixel values (IDCT, loop filter), which leaves frame count,
+# order, types and keyframe flags unchanged. The checks compare pixels, so a checking probe decodes fully:
+# without the residual, frames that differ can look alike (measured: a skip option that corrupts the next
+# B-frames by 219 grey levels passed a check done without IDCT).
 _QUICK_PROBE_OPTIONS = {"skip_idct": "all", "skip_loop_filter": "all"}
 _PICT_TYPE_B = 3  # AVPictureType of B-frames (PyAV 18 reports pict_type as an int)
 # Decoders whose B-frames are never references and come out of the very decode call that reads them (no
@@ -174,23 +174,28 @@ _PICT_TYPE_B = 3  # AVPictureType of B-frames (PyAV 18 reports pict_type as an i
 _SKIPPABLE_B_CODECS = {"mpeg4"}
 
 
-def probe_video(path, *, verify: bool = True) -> VideoInfo:
-    """Count the decodable frames of `path`; build its keyframe and B-frame skip tables.
+def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> VideoInfo:
+    """Count the decodable frames of `path`; build its keyframe table and its B-frame skip table.
 
-    With verify=True (the default, for videos decoded many times, as in training) the probe decodes the file
-    once more per skip option (cheap: no IDCT, skipped B-frames) and once per keyframe segment, and keeps only
-    the skip options and keyframes whose decode it saw reproduce the sequential frames. verify=False decodes
-    once and builds no skip table (keyframe seeking still works): for a video decoded once or twice.
+    Every table entry is checked by decoding (see the module doc): the defaults suit videos decoded many times
+    (training), at the cost of a few more decodes of the file, once. skip_table=False builds no skip table
+    (decode_frames then decodes every B-frame before the last needed frame) and costs one decode of the file,
+    plus one for videos with several keyframes: for videos decoded once or twice (inference). With
+    check_seeks=False too the probe is one decode without IDCT, and seeking is exact only where the decoder
+    keeps no state across keyframes (not so for some packed-B-frame AVIs).
     """
     container, stream = _open(path)
     try:
         codec_context = stream.codec_context
-        if not verify:
+        checked = skip_table or check_seeks
+        if not checked:
             codec_context.options = dict(_QUICK_PROBE_OPTIONS)
-        signatures = [] if verify else None  # per frame: checksum, and the packet that output it
+        # per frame: checksum (all frames for a skip table, from the second keyframe on for the seek check;
+        # None where not needed), and the packet that output it
+        signatures: list = []
         frame_packets = []
         b_outputs = []  # (packet ordinal, frame number) of packets that output exactly one B-frame
-        record_b = verify and codec_context.name in _SKIPPABLE_B_CODECS
+        record_b = skip_table and codec_context.name in _SKIPPABLE_B_CODECS
         keyframe_packets, keyframes = [], []
         num_frames = width = height = 0
         damage = ""
@@ -204,9 +209,11 @@ def probe_video(path, *, verify: bool = True) -> VideoInfo:
                         keyframes.append(num_frames)
                     if not num_frames:
                         width, height = frame.width, frame.height
-                    if signatures is not None:
+                    if record_b or (check_seeks and len(keyframes) > 1):
                         signatures.append(_signature(frame))
-                        frame_packets.append(ordinal)
+                    else:
+                        signatures.append(None)
+                    frame_packets.append(ordinal)
                     num_frames += 1
                 if record_b and len(frames) == 1 and frames[0].pict_type == _PICT_TYPE_B:
                     b_outputs.append((ordinal, num_frames - 1))
@@ -245,11 +252,10 @@ def probe_video(path, *, verify: bool = True) -> VideoInfo:
         )
     finally:
         container.close()
-    if verify:
-        if b_outputs:
-            _plan_skips(path, info, signatures, frame_packets, b_outputs)
-        if sum(1 for k in info.keyframes if k > 0):
-            _check_seeks(path, info, signatures)
+    if b_outputs:
+        _plan_skips(path, info, signatures, frame_packets, b_outputs)
+    if check_seeks and any(k > 0 for k in info.keyframes):
+        _check_seeks(path, info, signatures)
     return info
 
 
@@ -261,21 +267,34 @@ def _signature(frame) -> int:
     lowest byte differs is a unit times an odd weight). Rows whose width is not a multiple of 8 bytes use crc32.
     """
     value = int(frame.pict_type)
-    components = frame.format.components
-    for index, plane in enumerate(frame.planes):
-        pixel_bytes = sum((c.bits + 7) // 8 for c in components if c.plane == index) or 1
-        row_bytes = min(plane.line_size, plane.width * pixel_bytes)
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:plane.height, :row_bytes]
-        if row_bytes % 8 == 0 and plane.line_size % 8 == 0:
-            words = rows.view(np.uint64)
-            weights = _hash_weights(words.shape)
-            value = (value * 1000003 + int(np.einsum("ij,ij->", words, weights))) & 0xFFFFFFFFFFFFFFFF
+    for plane, (height, row_bytes, weights) in zip(frame.planes, _plane_layout(frame)):
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :row_bytes]
+        if weights is not None and plane.line_size % 8 == 0:
+            value = (value * 1000003 + int(np.einsum("ij,ij->", rows.view(np.uint64), weights))) & _MASK64
         else:
-            value = zlib.crc32(np.ascontiguousarray(rows), value & 0xFFFFFFFF) ^ (value << 32)
+            value = zlib.crc32(np.ascontiguousarray(rows), value & 0xFFFFFFFF) ^ (value << 32) & _MASK64
     return value
 
 
+_MASK64 = (1 << 64) - 1
+_LAYOUTS: dict = {}
 _HASH_WEIGHTS: dict = {}
+
+
+def _plane_layout(frame) -> list:
+    """(rows, visible bytes per row, hash weights or None) of each plane, per pixel format and frame size."""
+    key = (frame.format.name, frame.width, frame.height)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        components = frame.format.components
+        layout = []
+        for index, plane in enumerate(frame.planes):
+            pixel_bytes = sum((c.bits + 7) // 8 for c in components if c.plane == index) or 1
+            row_bytes = min(plane.line_size, plane.width * pixel_bytes)
+            weights = _hash_weights((plane.height, row_bytes // 8)) if row_bytes % 8 == 0 else None
+            layout.append((plane.height, row_bytes, weights))
+        _LAYOUTS[key] = layout
+    return layout
 
 
 def _hash_weights(shape) -> np.ndarray:
