@@ -705,15 +705,25 @@ def _skip_plan(info, after_packet, base, wanted, last):
             break
         if first_packet <= after_packet or first_frame < base:
             continue
-        best, best_frames = None, ()
+        wanted_mask = 0
+        for i in range(size):
+            if first_frame + i in wanted:
+                wanted_mask |= 1 << i
+        best, best_count = 0, 0
         for k in range(3, len(row) - 2, 3):
-            frames = [first_frame + i for i in range(size) if row[k + 2] >> i & 1]
-            if len(frames) > len(best_frames) and wanted.isdisjoint(frames):
-                best, best_frames = k, frames
-        if best is not None:
-            skips.update(first_packet + i for i in range(size) if row[best] >> i & 1)
-            drops.update(first_packet + i for i in range(size) if row[best + 1] >> i & 1)
-            removed.update(best_frames)
+            if not row[k + 2] & wanted_mask:
+                count = bin(row[k + 2]).count("1")
+                if count > best_count:
+                    best, best_count = k, count
+        if best:
+            for i in range(size):
+                bit = 1 << i
+                if row[best] & bit:
+                    skips.add(first_packet + i)
+                if row[best + 1] & bit:
+                    drops.add(first_packet + i)
+                if row[best + 2] & bit:
+                    removed.add(first_frame + i)
     return skips, drops, removed
 
 
