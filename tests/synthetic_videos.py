@@ -12,6 +12,8 @@ real P- and B-frames. Kinds cover the containers and GOP structures the decoder 
                         layout of many real UCF101 files: the packet [B2] outputs B1, kept from the packet before)
     xvid_packed_b2_gop12  the same with a keyframe every 12 frames
     xvid_packed_b3      packed, 3 B-frames, one keyframe: [P+B1] [B2] [B3] [N-VOP]
+    xvid_packed_mixed   packed, runs of 1 to 3 B-frames (the encoder made to code a fifth of the frames as P),
+                        one keyframe
     xvid_packed_pbb     packed, 2 B-frames, one keyframe, both B-VOPs in the reference's chunk: [P+B1+B2]
                         [N-VOP] [N-VOP]. FFmpeg decodes only the first B-VOP of such a chunk: the sequential
                         decode drops every second B-frame (LOSSY_KINDS), and "frame i" is still what it outputs
@@ -33,7 +35,7 @@ import numpy as np
 from pipeline.benchmark.corpus import pack_b_frames
 
 KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12", "xvid_packed_b3",
-         "xvid_packed_pbb", "h264", "h264_vfr_mkv")
+         "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
 # kinds whose sequential decode (by FFmpeg) does not output every encoded frame
 LOSSY_KINDS = ("xvid_packed_pbb",)
 # packed kinds: (B-frames, keyframe interval, layout)
@@ -42,6 +44,7 @@ _PACKED = {
     "xvid_packed_b2": (2, 300, "pb_b_n"),
     "xvid_packed_b2_gop12": (2, 12, "pb_b_n"),
     "xvid_packed_b3": (3, 300, "pb_b_n"),
+    "xvid_packed_mixed": (3, 300, "pb_b_n"),
     "xvid_packed_pbb": (2, 300, "pbb_nn"),
 }
 
@@ -92,7 +95,8 @@ def write_video(path, kind: str, num_frames: int, size: tuple[int, int] = (48, 6
     if kind in _PACKED:
         b_frames, gop, layout = _PACKED[kind]
         plain = path.with_name(path.stem + ".unpacked.avi")
-        _encode(plain, "mpeg4", num_frames, size, gop=gop, b_frames=b_frames, container="avi")
+        _encode(plain, "mpeg4", num_frames, size, gop=gop, b_frames=b_frames, container="avi",
+                forced_p=0.2 if kind == "xvid_packed_mixed" else 0.0)
         pack_b_frames(plain, path, layout)
         plain.unlink()
     elif kind.startswith("xvid"):
@@ -106,7 +110,7 @@ def write_video(path, kind: str, num_frames: int, size: tuple[int, int] = (48, 6
     return path
 
 
-def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable_rate=False):
+def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable_rate=False, forced_p=0.0):
     height, width = size
     with av.open(str(path), "w", format=container) as output:
         stream = output.add_stream(codec, rate=25)
@@ -128,6 +132,8 @@ def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable
             frame = av.VideoFrame.from_ndarray(make_frame(index, size), format="rgb24")
             frame.pts = pts
             frame.time_base = stream.codec_context.time_base
+            if forced_p and rng.random() < forced_p:  # ends the run of B-frames early
+                frame.pict_type = av.video.frame.PictureType.P
             pts += int(rng.integers(20, 80)) if variable_rate else 1
             for packet in stream.encode(frame):
                 output.mux(packet)

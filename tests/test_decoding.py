@@ -167,6 +167,12 @@ def test_skip_options_found_per_layout(full_length):
     assert options("xvid_packed_b2") == ((1, 2, 3), (2, 0, 2))
     assert options("xvid_packed_b3") == ((1, 6, 7), (2, 4, 6), (4, 0, 4))
     assert options("xvid_packed") == ((1, 0, 1),)
+    # runs of 1 to 3 B-frames in one video: each size gets its own options, none lost to another's rejection
+    info = probe_video(full_length["xvid_packed_mixed"])
+    by_size = {}
+    for row in info.skip_groups:
+        by_size.setdefault(row[2], set()).add(tuple(tuple(row[k:k + 3]) for k in range(3, len(row), 3)))
+    assert by_size == {1: {((1, 0, 1),)}, 2: {((1, 2, 3), (2, 0, 2))}, 3: {((1, 6, 7), (2, 4, 6), (4, 0, 4))}}
 
 
 def test_seeking_to_a_keyframe_that_does_not_reproduce_the_frames_is_dropped(full_length):

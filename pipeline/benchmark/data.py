@@ -45,7 +45,7 @@ from pipeline.benchmark import corpus as ucf101_like
 from pipeline.inference.decoding import DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
-                   "xvid_packed_b3", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
+                   "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
 REAL_KIND = "real"
 CORPUS_KINDS = ("ucf101_like_packed", "ucf101_like_unpacked")
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}

@@ -332,10 +332,11 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
     for r in range(max(len(o) for o in options)):
         for parity in (0, 1):
             chosen = [g for g in range(parity, len(groups), 2) if r < len(options[g])]
-            if parity:  # not worth a pass where the first half showed the option useless or disturbing
+            if parity:  # not worth trying where the first half showed the option useless or disturbing
+                tried = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2) if r < len(options[g])}
                 useful = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2)
                           if r < len(options[g]) and measured[g].get(options[g][r])}
-                chosen = [g for g in chosen if (groups[g][2], options[g][r]) in useful - disturbing]
+                chosen = [g for g in chosen if (groups[g][2], options[g][r]) not in (tried - useful) | disturbing]
             if not chosen:
                 continue
             choice = {g: options[g][r] for g in chosen}
@@ -361,9 +362,9 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
                 measured[g][choice[g]] = result
                 if result is False:
                     disturbing.add((size, choice[g]))
-                    if k:  # the disturbance may come from the option-applying run before
+                    if k:  # the disturbance may come from the option-applying run before (for that run only:
+                        # a disturbance that skips the region after it would not be the first suspect)
                         measured[chosen[k - 1]][choice[chosen[k - 1]]] = False
-                        disturbing.add((groups[chosen[k - 1]][2], choice[chosen[k - 1]]))
     rows = []
     for (packet, first, size), results in zip(groups, measured):
         triples = [value for (skip_mask, drop_mask), removed_mask in sorted(results.items())
