@@ -259,7 +259,8 @@ class MethodTally:
 
 
 def probe_all(videos: dict[str, list[str]]) -> tuple[dict[str, VideoInfo], dict[str, dict]]:
-    """Probe every video once, as training does (skip table and seeks checked); per kind: probe CPU ms per video, options."""
+    """Probe every video once, as training does (skip table and seeks checked); per kind: the probe's CPU ms per
+    video and what it found."""
     infos, probes = {}, {}
     for kind, paths in videos.items():
         cpu = time.process_time()
@@ -477,7 +478,8 @@ def format_tables(results: dict) -> str:
                 f"{num(ours['frames_skipped_per_clip'])} | {num(ours['frames_converted_per_clip'])} | "
                 f"{num(whole['frames_decoded_per_clip'])} | {num(stop['frames_decoded_per_clip'])} | "
                 f"{num(ours['cpu_ms_per_clip'])} | {num(whole['cpu_ms_per_clip'])} | "
-                f"{num(probe.get('probe_cpu_ms_per_video'), 0)} | {ours['mismatched_clips']}/{ours['clips'] + len(ours['errors'])} |")
+                f"{num(probe.get('probe_cpu_ms_per_video'), 0)} | "
+                f"{ours['mismatched_clips']}/{ours['clips'] + len(ours['errors'])} |")
         bad = {kind: {name: m["mismatched_clips"] for name, m in r["methods"].items()
                       if "unavailable" not in m and m["mismatched_clips"]} for kind, r in decode.items()}
         bad = {kind: methods for kind, methods in bad.items() if methods}
