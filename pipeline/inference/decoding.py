@@ -269,7 +269,7 @@ def _signature(frame) -> int:
     value = int(frame.pict_type)
     for plane, (height, row_bytes, weights) in zip(frame.planes, _plane_layout(frame)):
         rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :row_bytes]
-        if weights is not None and plane.line_size % 8 == 0:
+        if weights is not None:
             value = (value * 1000003 + int(np.einsum("ij,ij->", rows.view(np.uint64), weights))) & _MASK64
         else:
             value = zlib.crc32(np.ascontiguousarray(rows), value & 0xFFFFFFFF) ^ (value << 32) & _MASK64
@@ -277,34 +277,33 @@ def _signature(frame) -> int:
 
 
 _MASK64 = (1 << 64) - 1
-_LAYOUTS: dict = {}
-_HASH_WEIGHTS: dict = {}
 
 
-def _plane_layout(frame) -> list:
-    """(rows, visible bytes per row, hash weights or None) of each plane, per pixel format and frame size."""
-    key = (frame.format.name, frame.width, frame.height)
+_LAYOUTS: dict = {}  # (pixel format, width, height, line sizes) -> layout; a few per dataset
+
+
+def _plane_layout(frame) -> tuple:
+    """(rows, visible bytes per row, hash weights or None) of each plane of `frame`, cached per pixel format,
+    size and line sizes (the weights are the same in every pass and process)."""
+    planes = frame.planes
+    key = (frame.format.name, frame.width, frame.height, tuple(plane.line_size for plane in planes))
     layout = _LAYOUTS.get(key)
     if layout is None:
         components = frame.format.components
         layout = []
-        for index, plane in enumerate(frame.planes):
+        for index, plane in enumerate(planes):
             pixel_bytes = sum((c.bits + 7) // 8 for c in components if c.plane == index) or 1
             row_bytes = min(plane.line_size, plane.width * pixel_bytes)
-            weights = _hash_weights((plane.height, row_bytes // 8)) if row_bytes % 8 == 0 else None
+            weights = None
+            if row_bytes % 8 == 0 and plane.line_size % 8 == 0:
+                rng = np.random.default_rng([0x5EED, plane.height, row_bytes])
+                shape = (plane.height, row_bytes // 8)
+                weights = rng.integers(0, 2**64, size=shape, dtype=np.uint64, endpoint=False) | np.uint64(1)
             layout.append((plane.height, row_bytes, weights))
-        _LAYOUTS[key] = layout
+        if len(_LAYOUTS) >= 16:  # bounded: a dataset of many sizes must not keep every size's weights
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[key] = tuple(layout)
     return layout
-
-
-def _hash_weights(shape) -> np.ndarray:
-    """Fixed random odd uint64 weights of `shape` (the same in every pass and process)."""
-    weights = _HASH_WEIGHTS.get(shape)
-    if weights is None:
-        rng = np.random.default_rng([0x5EED, *shape])
-        weights = rng.integers(0, 2**64, size=shape, dtype=np.uint64, endpoint=False) | np.uint64(1)
-        _HASH_WEIGHTS[shape] = weights
-    return weights
 
 
 # ------------------------------------------------------------------------------------- the B-frame skip table
