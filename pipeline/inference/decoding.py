@@ -509,6 +509,7 @@ def _check_seeks(path, info: VideoInfo, signatures: list) -> None:
             continue
         end = info.keyframes[j + 1] if j + 1 < len(info.keyframes) else info.num_frames
         candidates = [ts for ts in (info.keyframe_dts[j], info.keyframe_pts[j]) if ts is not None]
+        outcome, seek_ts = "differs", None
         for seek_ts in dict.fromkeys(candidates):
             outcome = _seek_reproduces(path, info, j, seek_ts, end, signatures)
             if outcome != "landed early":
