@@ -4,13 +4,23 @@ Every frame carries its index as a 16-bit code of black/white blocks in the top 
 `read_frame_index`, robust to lossy coding) over a texture that moves every frame, so that encoders produce
 real P- and B-frames. Kinds cover the containers and GOP structures the decoder must get exactly right:
 
-    xvid_gop12    MPEG-4 Part 2 in AVI (fourcc XVID), 2 B-frames, keyframe every 12 frames
-    xvid_gop300   same, keyframe every 300 frames
-    xvid_packed   MPEG-4 Part 2 in AVI with DivX/XviD-style *packed* B-frames (a P- and a B-VOP in one chunk,
-                  followed by a placeholder N-VOP chunk), keyframe every 12; the layout of many UCF101 files
-    h264          H.264 (libx264) in MP4, B-frames, keyframe every 250
-    h264_vfr_mkv  H.264 in Matroska (no frame count in its header), variable frame rate, keyframe every 30
+    xvid_gop12          MPEG-4 Part 2 in AVI (fourcc XVID), 2 B-frames, keyframe every 12 frames
+    xvid_gop300         same, keyframe every 300 frames (one keyframe in shorter videos)
+    xvid_packed         MPEG-4 Part 2 in AVI with DivX/XviD-style *packed* B-frames, 1 B-frame: chunks
+                        [P+B] [N-VOP], keyframe every 12
+    xvid_packed_b2      packed, 2 B-frames, one keyframe: [I] [P+B1] [B2] [N-VOP] [P+B1] [B2] [N-VOP] ... (the
+                        layout of many real UCF101 files: the packet [B2] outputs B1, kept from the packet before)
+    xvid_packed_b2_gop12  the same with a keyframe every 12 frames
+    xvid_packed_b3      packed, 3 B-frames, one keyframe: [P+B1] [B2] [B3] [N-VOP]
+    xvid_packed_mixed   packed, runs of 1 to 3 B-frames (the encoder made to code a fifth of the frames as P),
+                        one keyframe
+    xvid_packed_pbb     packed, 2 B-frames, one keyframe, both B-VOPs in the reference's chunk: [P+B1+B2]
+                        [N-VOP] [N-VOP]. FFmpeg decodes only the first B-VOP of such a chunk: the sequential
+                        decode drops every second B-frame (LOSSY_KINDS), and "frame i" is still what it outputs
+    h264                H.264 (libx264) in MP4, B-frames, keyframe every 250
+    h264_vfr_mkv        H.264 in Matroska (no frame count in its header), variable frame rate, keyframe every 30
 
+The packed layouts are written by pipeline.benchmark.corpus.pack_b_frames (the corpus uses it too).
 `write_video(path, kind, num_frames, size=(48, 64))` returns the path. Reused by other tests.
 """
 
@@ -22,7 +32,21 @@ from pathlib import Path
 import av
 import numpy as np
 
-KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "h264", "h264_vfr_mkv")
+from pipeline.benchmark.corpus import pack_b_frames
+
+KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12", "xvid_packed_b3",
+         "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
+# kinds whose sequential decode (by FFmpeg) does not output every encoded frame
+LOSSY_KINDS = ("xvid_packed_pbb",)
+# packed kinds: (B-frames, keyframe interval, layout)
+_PACKED = {
+    "xvid_packed": (1, 12, "pb_b_n"),
+    "xvid_packed_b2": (2, 300, "pb_b_n"),
+    "xvid_packed_b2_gop12": (2, 12, "pb_b_n"),
+    "xvid_packed_b3": (3, 300, "pb_b_n"),
+    "xvid_packed_mixed": (3, 300, "pb_b_n"),
+    "xvid_packed_pbb": (2, 300, "pbb_nn"),
+}
 
 _CODE_ROWS, _CODE_COLS = 2, 8  # 16 bits: indices up to 65535
 _BLACK, _WHITE = 16, 235
@@ -68,10 +92,12 @@ def write_video(path, kind: str, num_frames: int, size: tuple[int, int] = (48, 6
     path = Path(path)
     if kind not in KINDS:
         raise ValueError(f"unknown synthetic video kind {kind!r}; expected one of {KINDS}")
-    if kind == "xvid_packed":
+    if kind in _PACKED:
+        b_frames, gop, layout = _PACKED[kind]
         plain = path.with_name(path.stem + ".unpacked.avi")
-        _encode(plain, "mpeg4", num_frames, size, gop=12, b_frames=1, container="avi")
-        _pack_b_frames(plain, path)
+        _encode(plain, "mpeg4", num_frames, size, gop=gop, b_frames=b_frames, container="avi",
+                forced_p=0.2 if kind == "xvid_packed_mixed" else 0.0)
+        pack_b_frames(plain, path, layout)
         plain.unlink()
     elif kind.startswith("xvid"):
         gop = 12 if kind == "xvid_gop12" else 300
@@ -84,7 +110,7 @@ def write_video(path, kind: str, num_frames: int, size: tuple[int, int] = (48, 6
     return path
 
 
-def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable_rate=False):
+def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable_rate=False, forced_p=0.0):
     height, width = size
     with av.open(str(path), "w", format=container) as output:
         stream = output.add_stream(codec, rate=25)
@@ -106,68 +132,13 @@ def _encode(path, codec, num_frames, size, *, gop, b_frames, container, variable
             frame = av.VideoFrame.from_ndarray(make_frame(index, size), format="rgb24")
             frame.pts = pts
             frame.time_base = stream.codec_context.time_base
+            if forced_p and rng.random() < forced_p:  # ends the run of B-frames early
+                frame.pict_type = av.video.frame.PictureType.P
             pts += int(rng.integers(20, 80)) if variable_rate else 1
             for packet in stream.encode(frame):
                 output.mux(packet)
         for packet in stream.encode():
             output.mux(packet)
-
-
-# --- packed B-frames
-# ------------------------------------------------------------------------------------------- FFmpeg's MPEG-4
-# encoder writes B-frames in decode order, one VOP per packet. DivX 5 / XviD "packed bitstream" instead stores
-# each B-VOP in the same AVI chunk as the reference VOP decoded just before it, then a tiny "not coded" VOP
-# (N-VOP) chunk as a placeholder, so that the AVI keeps exactly one chunk per displayed frame. Decoders
-# recognise the layout from a "DivX...p" user-data string in the stream headers.
-
-_VOP_START = b"\x00\x00\x01\xb6"
-_DIVX_PACKED_USER_DATA = b"\x00\x00\x01\xb2DivX503b1393p"
-
-
-def _vop_type(data: bytes) -> int:
-    """0=I, 1=P, 2=B, 3=S, from the first VOP header of an MPEG-4 Part 2 packet."""
-    start = data.find(_VOP_START)
-    return data[start + 4] >> 6
-
-
-def _n_vop(time_increment_bits: int) -> bytes:
-    """A P-VOP header with vop_coded=0, byte-aligned with MPEG-4 stuffing bits."""
-    # vop_coding_type P, modulo_time_base, marker, vop_time_increment, marker, vop_coded = 0
-    bits = "01" + "0" + "1" + "0" * time_increment_bits + "1" + "0"
-    bits += "0" + "1" * ((7 - len(bits)) % 8)  # stuffing: a zero then ones up to the byte boundary
-    return _VOP_START + int(bits, 2).to_bytes(len(bits) // 8, "big")
-
-
-def _pack_b_frames(source: Path, destination: Path) -> None:
-    with av.open(str(source)) as src:
-        in_stream = src.streams.video[0]
-        packets = [bytes(p) for p in src.demux(in_stream) if p.size]
-        # 25 fps -> vop_time_increment_resolution 25 -> 5 bits, as the encoder wrote it.
-        n_vop = _n_vop(max(1, (int(in_stream.average_rate) - 1).bit_length()))
-        chunks: list[tuple[bytes, bool]] = []
-        i = 0
-        while i < len(packets):
-            data = packets[i]
-            keyframe = _vop_type(data) == 0
-            if keyframe:
-                at = data.find(_VOP_START)
-                data = data[:at] + _DIVX_PACKED_USER_DATA + data[at:]
-            if i + 1 < len(packets) and _vop_type(packets[i + 1]) == 2:
-                chunks.append((data + packets[i + 1], keyframe))
-                chunks.append((n_vop, False))
-                i += 2
-            else:
-                chunks.append((data, keyframe))
-                i += 1
-        with av.open(str(destination), "w", format="avi") as dst:
-            out_stream = dst.add_stream_from_template(in_stream)
-            for index, (data, keyframe) in enumerate(chunks):
-                packet = av.Packet(data)
-                packet.stream = out_stream
-                packet.time_base = out_stream.time_base or Fraction(1, 25)
-                packet.pts = packet.dts = index
-                packet.is_keyframe = keyframe
-                dst.mux(packet)
 
 
 def sequential_frames(path, size=None) -> np.ndarray:

@@ -15,9 +15,11 @@ from pipeline.inference.decoding import probe_video
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.training.augmentation import AugmentationSettings
 
-KINDS = ["xvid_gop12", "xvid_packed", "h264"]
+KINDS = ["xvid_gop12", "xvid_packed_b2", "h264"]
 TINY = ["--num_videos", "1", "--video_size", "48", "64", "--seconds", "1.6", "2.4", "--frames", "4", "--rate", "3",
         "--size", "32", "--batch_size", "2"]
+# the UCF101-shaped corpus at its real size, 4 videos: 3 packed, 1 unpacked
+CORPUS = ["--corpus_classes", "1", "--corpus_videos_per_class", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +30,8 @@ def corpus_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(corpus_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out") / "data.json"
-    args = ["--workdir", str(corpus_dir), "--kinds", *KINDS, "real", "--clips", "6", "--loader_clips", "8",
-            "--workers", "1", "--repeats", "2", "--loader_kinds", "all", "--json", str(out), *TINY]
+    args = ["--workdir", str(corpus_dir), *CORPUS, "--kinds", *KINDS, "real", "--clips", "6", "--check_clips", "5",
+            "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--json", str(out), *TINY]
     returned = bench.main(args)
     written = json.loads(out.read_text())
     assert written["decode"].keys() == returned["decode"].keys()
@@ -38,48 +40,70 @@ def report(corpus_dir, tmp_path_factory):
 
 def test_decode_ratios_per_kind_with_our_frames_identical(report):
     decode = report["decode"]
-    assert set(decode) == {*KINDS, "real"}
+    assert list(decode) == [*bench.CORPUS_KINDS, *KINDS, "real"]
+    assert [decode[kind]["videos"] for kind in bench.CORPUS_KINDS] == [3, 1]
     for kind, result in decode.items():
         ours = result["methods"]["ours"]
-        assert ours["clips"] == 6 and ours["identical_frames"] and ours["mismatched_clips"] == 0, (kind, ours)
+        clips = 6 if kind in bench.CORPUS_KINDS else 5
+        assert ours["clips"] == clips and ours["identical_frames"] and ours["mismatched_clips"] == 0, (kind, ours)
         baseline = result["methods"][bench.BASELINE]
         assert baseline["identical_frames"] and baseline["clips_per_cpu_s"] > 0
         assert result["ratio"] == pytest.approx(ours["clips_per_cpu_s"] / baseline["clips_per_cpu_s"])
         assert result["ratio"] > 0
         torchcodec = result["methods"]["torchcodec_exact"]
-        assert "unavailable" in torchcodec or torchcodec["clips"] == 6
+        assert "unavailable" in torchcodec or torchcodec["clips"] == clips
+
+
+def test_work_per_clip_is_counted_per_kind(report):
+    for kind, result in report["decode"].items():
+        ours, whole = result["methods"]["ours"], result["methods"][bench.BASELINE]
+        assert ours["frames_converted_per_clip"] == whole["frames_converted_per_clip"] == 4
+        # the whole file, every clip (clips spread evenly over the kind's videos)
+        assert whole["frames_decoded_per_clip"] == pytest.approx(np.mean(result["frames_per_video"]))
+        assert ours["frames_decoded_per_clip"] < whole["frames_decoded_per_clip"]
+        if kind in (*bench.CORPUS_KINDS, "xvid_gop12", "xvid_packed_b2"):  # MPEG-4 with B-frames: some skipped
+            assert ours["frames_skipped_per_clip"] > 0, kind
+        assert ours["cpu_ms_per_clip"] > 0 and report["probe"][kind]["probe_cpu_ms_per_video"] > 0
+    corpus = report["probe"]["ucf101_like_packed"]
+    assert corpus["videos_skipping_b_frames"] == 3 and corpus["keyframes_per_video"] == 1
+    table = bench.format_tables(report)
+    assert "| ucf101_like_packed | " in table and "frames identical to a sequential decode on every kind" in table
 
 
 def test_loader_runs_in_a_real_dataloader_with_repeats(report):
     device, workers = report["loader"]
+    assert report["loader_videos"] == "ucf101_like_packed (3), ucf101_like_unpacked (1)"
     assert device["placement"] == "device" and workers["placement"] == "workers"
     for run in (device, workers):
         assert run["workers"] == 1 and run["repeats"] == 2 and run["clips"] == 8  # 4 videos x R=2
         assert run["clips_per_cpu_s"] > 0 and run["clips_per_wall_s"] > 0
         assert run["worker_cpu_ms_per_clip"] > 0  # the work happened in the worker, and was counted
-    # batches of 2 videos: the device placement sends each video's 4 decoded frames once, uint8 at 48x64 ...
-    assert device["batch_shape"] == [2, 4, 48, 64, 3]
+    # batches of 2 videos: the device placement sends each video's 4 decoded frames once, uint8 at 320x240 ...
+    assert device["batch_shape"] == [2, 4, 240, 320, 3]
     # ... the workers placement 2 x R=2 normalised float clips at 32x32
     assert workers["batch_shape"] == [4, 4, 3, 32, 32]
-    assert workers["bytes_per_clip"] > 1.5 * device["bytes_per_clip"]
 
 
 def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):
-    def off_by_one(path, indices, info):  # what torchcodec does on packed B-frame AVIs (DESIGN fact 11)
-        return bench.decode_ours(path, np.maximum(indices - 1, 0), info)
+    def off_by_one(path, indices, info, work):  # what torchcodec does on packed B-frame AVIs (DESIGN fact 11)
+        return bench.decode_ours(path, np.maximum(indices - 1, 0), info, work)
 
     monkeypatch.setattr(bench, "decode_pyav_stop_after_last", off_by_one)
     args = bench.build_parser().parse_args(["--clips", "3", "--no_torchcodec", *TINY])
-    corpus = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)
-    infos = {p: probe_video(p) for p in corpus["xvid_gop12"]}
-    result = bench.bench_decode(corpus, infos, args)["xvid_gop12"]["methods"]
-    assert result["ours"]["identical_frames"]
-    assert not result["pyav_stop_after_last"]["identical_frames"]
-    assert result["pyav_stop_after_last"]["mismatched_clips"] >= 2  # every clip not starting at frame 0
-    table = bench.format_tables({"decode": {"xvid_gop12": {
-        "videos": 1, "methods": result, "ratio_vs_whole_file": {k: 1.0 for k in result}}},
-        "settings": {"frames": 4, "rate": 3}})
+    videos = bench.write_synthetic_kinds(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)
+    infos = {p: probe_video(p) for p in videos["xvid_gop12"]}
+    result = bench.bench_decode(videos, infos, args)["xvid_gop12"]
+    assert result["methods"]["ours"]["identical_frames"]
+    assert not result["methods"]["pyav_stop_after_last"]["identical_frames"]
+    assert result["methods"]["pyav_stop_after_last"]["mismatched_clips"] >= 2  # every clip not from frame 0
+    result["ratio_vs_whole_file"] = {k: 1.0 for k in result["methods"]}
+    table = bench.format_tables({"decode": {"xvid_gop12": result}, "settings": {"frames": 4, "rate": 3}})
     assert "(1.00x) *" in table  # the table marks the method whose frames differ
+    assert "other methods whose frames differ (clips): xvid_gop12: pyav_stop_after_last 3" in table
+    # and says so loudly when it is ours
+    result["methods"]["ours"]["mismatched_clips"] = 2
+    table = bench.format_tables({"decode": {"xvid_gop12": result}, "settings": {"frames": 4, "rate": 3}})
+    assert "FRAMES DIFFER (ours): xvid_gop12: 2 clips" in table
 
 
 def _train_dataset(path, num_videos, repeats, size=32):
@@ -92,7 +116,7 @@ def _train_dataset(path, num_videos, repeats, size=32):
 
 
 def test_collator_passes_the_transform_batch_on_without_copying(corpus_dir):
-    path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
+    path = bench.write_synthetic_kinds(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
     dataset = _train_dataset(path, 3, repeats=2)
     examples = dataset.__getitems__([0, 1, 2])  # what a DataLoader fetch does: one transform call per batch
     batch = VideoCollator()(examples)
@@ -107,7 +131,7 @@ def test_collator_passes_the_transform_batch_on_without_copying(corpus_dir):
 
 
 def test_worker_batches_arrive_in_shared_memory(corpus_dir):
-    path = bench.write_corpus(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
+    path = bench.write_synthetic_kinds(corpus_dir, ["xvid_gop12"], 1, (48, 64), (1.6, 2.4), 0)["xvid_gop12"][0]
     loader = DataLoader(_train_dataset(path, 4, repeats=1), batch_size=2, num_workers=1, collate_fn=VideoCollator())
     batches = list(loader)
     assert [b["frames"].shape[0] for b in batches] == [2, 2]

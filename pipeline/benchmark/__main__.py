@@ -14,6 +14,7 @@ import sys
 SUBCOMMANDS = {
     "train": ("pipeline.benchmark.train", "training steps on the real data pipeline: clips/s, data wait, memory, MFU"),
     "data": ("pipeline.benchmark.data", "clip decoding and loading alone"),
+    "corpus": ("pipeline.benchmark.corpus", "write a UCF101-shaped corpus of realistic synthetic videos"),
     "revisions": ("pipeline.benchmark.revisions", "this tree's data path against an older revision's, same corpus"),
     "gpu": ("pipeline.benchmark.gpu", "the one GPU check: training, evaluation, pipeline() vs the model's own speed"),
 }

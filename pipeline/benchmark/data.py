@@ -6,15 +6,21 @@ Two measurements, on the same clips in the same run:
     needed frame) against PyAV decoding from the start (the whole file, and stopping after the last needed frame)
     and torchcodec's exact mode when it is importable. The methods take turns clip by clip, so a change in machine
     load hits them alike. Every method's frames are compared with a full sequential decode ("frame i" = the i-th
-    frame it outputs); mismatching clips are counted.
+    frame it outputs) on every kind; mismatching clips are counted and printed per kind. The work each method did
+    is counted too: frames decoded, skipped and converted per clip (``DecodeStats``), and our probe's cost.
 (b) the full training loader: ``ClipTransform`` (decode + training augmentation + normalisation, with repeated
     augmentation R) and ``VideoCollator`` in a real ``torch.utils.data.DataLoader``, for each loader setting asked.
 
 Speeds are clips per CPU-second (user + system time of the main process and its loader workers), i.e. clips/s
 per core, which stays meaningful on a shared machine where wall time does not; wall-clock clips/s are reported
 too. Run it pinned to one core for wall-clock numbers that mean "one core": ``taskset -c 0 python -m
-pipeline.benchmark data``. Without ``--videos`` a corpus of synthetic 320x240 videos (tests/synthetic_videos.py
-kinds) is written to a temporary folder, plus the real UCF101 clip of the repository's shared assets when present.
+pipeline.benchmark data``.
+
+Videos: by default the UCF101-shaped corpus of ``pipeline.benchmark.corpus`` (written once into ``--corpus_dir``,
+or a temporary folder), split into its packed and unpacked files, which the loader reads; plus, for the exactness
+checks, the index-coded synthetic kinds of tests/synthetic_videos.py (every container and B-frame layout the
+decoder must get right) and the real UCF101 clip of the repository's shared assets when present. ``--videos DIR``
+measures your own videos instead (grouped by codec and container).
 """
 
 from __future__ import annotations
@@ -35,10 +41,13 @@ import av
 import numpy as np
 import torch
 
-from pipeline.inference.decoding import VideoInfo, decode_frames, probe_video, train_clip_indices
+from pipeline.benchmark import corpus as ucf101_like
+from pipeline.inference.decoding import DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices
 
-SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "h264", "h264_vfr_mkv")
+SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
+                   "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
 REAL_KIND = "real"
+CORPUS_KINDS = ("ucf101_like_packed", "ucf101_like_unpacked")
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
 # the real UCF101 clip kept beside the repository (../shared/assets), used as the "real" kind when present
 DEFAULT_REAL_CLIP = Path(__file__).resolve().parents[3] / "shared" / "assets" / "clips" / "v_CricketShot_g04_c01.avi"
@@ -49,30 +58,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.benchmark data",
         description="Clips/s per core of clip decoding (ours vs PyAV from the start vs torchcodec) and of the "
-                    "full training loader. Pin to one core with `taskset -c 0` for wall-clock figures.",
+                    "full training loader, on a UCF101-shaped corpus; frames checked on every kind. Pin to one "
+                    "core with `taskset -c 0` for wall-clock figures.",
         allow_abbrev=False,
     )
-    parser.add_argument("--videos", type=Path, help="folder of videos to use (searched recursively); default: "
-                                                    "write a synthetic corpus")
-    parser.add_argument("--kinds", nargs="+", default=[*SYNTHETIC_KINDS, REAL_KIND],
-                        help=f"synthetic kinds to write (and '{REAL_KIND}' for the real clip); ignored with --videos")
-    parser.add_argument("--num_videos", type=int, default=4, help="videos per synthetic kind")
+    parser.add_argument("--videos", type=Path, help="folder of your own videos (searched recursively) instead of "
+                                                    "the corpus and the synthetic kinds")
+    parser.add_argument("--corpus_dir", type=Path, help="UCF101-shaped corpus folder, written there when missing "
+                                                        "(default: WORKDIR/corpus, or a temporary folder)")
+    parser.add_argument("--corpus_classes", type=int, default=4, help="classes of the corpus")
+    parser.add_argument("--corpus_videos_per_class", type=int, default=4, help="videos per class of the corpus")
+    parser.add_argument("--corpus_seed", type=int, default=0)
+    parser.add_argument("--kinds", nargs="*", default=[*SYNTHETIC_KINDS, REAL_KIND],
+                        help=f"index-coded synthetic kinds to check too (and '{REAL_KIND}' for the real clip); none: "
+                             "the corpus only")
+    parser.add_argument("--num_videos", type=int, default=2, help="videos per synthetic kind")
     parser.add_argument("--video_size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
                         help="size of the synthetic videos")
-    parser.add_argument("--seconds", type=float, nargs=2, default=(4.0, 10.0), metavar=("MIN", "MAX"),
+    parser.add_argument("--seconds", type=float, nargs=2, default=(6.0, 8.0), metavar=("MIN", "MAX"),
                         help="duration range of the synthetic videos (25 fps)")
     parser.add_argument("--real", type=Path, nargs="*", default=None,
                         help=f"real video file(s) for the '{REAL_KIND}' kind (default: {DEFAULT_REAL_CLIP.name} "
                              "from ../shared/assets when present)")
-    parser.add_argument("--workdir", type=Path, help="where to write the synthetic corpus (default: a temp folder)")
-    parser.add_argument("--clips", type=int, default=200, help="decode: clips per kind (each method decodes all)")
+    parser.add_argument("--workdir", type=Path, help="where to write the synthetic videos and the corpus (default: "
+                                                     "a temp folder); reused by later runs")
+    parser.add_argument("--clips", type=int, default=200, help="decode: clips per corpus kind (or --videos kind)")
+    parser.add_argument("--check_clips", type=int, default=40, help="decode: clips per synthetic kind")
     parser.add_argument("--frames", type=int, default=16, help="frames per clip")
     parser.add_argument("--rate", type=int, default=4, help="frame sampling rate (dense clips)")
     parser.add_argument("--size", type=int, default=224, help="crop size of the training transform")
     parser.add_argument("--no_torchcodec", action="store_true", help="skip torchcodec even when importable")
     parser.add_argument("--loader_clips", type=int, default=320, help="loader: clips (rows of pixel_values) per run")
-    parser.add_argument("--loader_kinds", nargs="+", default=["xvid_gop12", "xvid_packed", REAL_KIND],
-                        help="kinds the loader reads (default: the 320x240 XviD AVIs); 'all' for every kind")
+    parser.add_argument("--loader_kinds", nargs="+", default=list(CORPUS_KINDS),
+                        help="kinds the loader reads (default: the corpus); 'all' for every kind")
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="DataLoader num_workers (one run each)")
     parser.add_argument("--placements", nargs="+", default=["device", "workers"], choices=["device", "workers"],
                         help="where the training augmentation runs: the loader sends uint8 clips (device) or "
@@ -93,14 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ----------------------------------------------------------------------------------------------------- corpus
+# ----------------------------------------------------------------------------------------------------- videos
 
-def write_corpus(root: Path, kinds, num_videos: int, size, seconds, seed: int) -> dict[str, list[str]]:
-    """Synthetic videos of each kind (tests/synthetic_videos.py), 25 fps, random duration in ``seconds``."""
+def corpus_kinds(root: Path, num_classes: int, videos_per_class: int, seed: int) -> dict[str, list[str]]:
+    """The UCF101-shaped corpus under `root` (written when missing), split into packed and unpacked files."""
+    ucf101_like.write_corpus(root, num_classes=num_classes, videos_per_class=videos_per_class, seed=seed)
+    kinds: dict[str, list[str]] = {kind: [] for kind in CORPUS_KINDS}
+    for path in sorted((root / ucf101_like.VIDEOS_DIR).rglob("*.avi")):
+        kinds[CORPUS_KINDS[0] if ucf101_like.is_packed(path) else CORPUS_KINDS[1]].append(str(path))
+    return {kind: paths for kind, paths in kinds.items() if paths}
+
+
+def write_synthetic_kinds(root: Path, kinds, num_videos: int, size, seconds, seed: int) -> dict[str, list[str]]:
+    """Index-coded synthetic videos of each kind (tests/synthetic_videos.py), 25 fps, duration in ``seconds``."""
     write_video = _synthetic_writer()
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
-    corpus: dict[str, list[str]] = {}
+    videos: dict[str, list[str]] = {}
     for kind in kinds:
         if kind == REAL_KIND:
             continue
@@ -110,22 +137,22 @@ def write_corpus(root: Path, kinds, num_videos: int, size, seconds, seed: int) -
         paths = []
         for i in range(num_videos):
             path = root / f"{kind}_{i:03d}_{size[0]}x{size[1]}{suffix}"
-            frames = int(round(rng.uniform(*seconds) * 25))  # drawn even when reused: same corpus either way
-            if not path.exists():  # a --workdir corpus is reused; written under a temporary name, then renamed
+            frames = int(round(rng.uniform(*seconds) * 25))  # drawn even when reused: same videos either way
+            if not path.exists():  # a --workdir video is reused; written under a temporary name, then renamed
                 partial = path.with_name("partial_" + path.name)
                 write_video(partial, kind, max(frames, 1), size=tuple(size))
                 os.replace(partial, path)
             paths.append(str(path))
-        corpus[kind] = paths
-    return corpus
+        videos[kind] = paths
+    return videos
 
 
 def _synthetic_writer() -> Callable:
-    """tests/synthetic_videos.write_video: the corpus generator lives with the tests that define the kinds."""
+    """tests/synthetic_videos.write_video: the index-coded kinds live with the tests that define them."""
     tests_dir = Path(__file__).resolve().parents[2] / "tests"
     if not (tests_dir / "synthetic_videos.py").is_file():
-        raise FileNotFoundError(f"{tests_dir / 'synthetic_videos.py'} is missing: the synthetic corpus needs the "
-                                "repository's tests folder; pass --videos DIR instead")
+        raise FileNotFoundError(f"{tests_dir / 'synthetic_videos.py'} is missing: the synthetic kinds need the "
+                                "repository's tests folder; pass --kinds without them, or --videos DIR")
     if str(tests_dir) not in sys.path:
         sys.path.insert(0, str(tests_dir))
     from synthetic_videos import write_video
@@ -137,36 +164,37 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
     """Videos under ``folder`` grouped by codec and container (e.g. 'mpeg4 .avi')."""
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: not a folder")
-    corpus: dict[str, list[str]] = {}
+    videos: dict[str, list[str]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
         try:
-            codec = probe_video(path).codec
+            codec = probe_video(path, skip_table=False, check_seeks=False).codec
         except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)
             print(f"skipping {path}: {err}", file=sys.stderr)
             continue
-        corpus.setdefault(f"{codec} {path.suffix.lower()}", []).append(str(path))
-    if not corpus:
+        videos.setdefault(f"{codec} {path.suffix.lower()}", []).append(str(path))
+    if not videos:
         raise FileNotFoundError(f"--videos {folder}: no readable video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    return corpus
+    return videos
 
 
 # ----------------------------------------------------------------------------------------------- decode methods
+# Each method returns the frames and fills `work` (a DecodeStats) with what it decoded and converted.
 
-def decode_ours(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
-    return decode_frames(path, indices, info=info)
+def decode_ours(path: str, indices: np.ndarray, info: VideoInfo, work: DecodeStats) -> np.ndarray:
+    return decode_frames(path, indices, info=info, stats=work)
 
 
-def decode_pyav_whole_file(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
+def decode_pyav_whole_file(path: str, indices: np.ndarray, info: VideoInfo, work: DecodeStats) -> np.ndarray:
     """What a plain PyAV loader does: decode every frame of the file, convert the needed ones."""
-    return _pyav_from_start(path, indices, stop_early=False)
+    return _pyav_from_start(path, indices, work, stop_early=False)
 
 
-def decode_pyav_stop_after_last(path: str, indices: np.ndarray, info: VideoInfo) -> np.ndarray:
+def decode_pyav_stop_after_last(path: str, indices: np.ndarray, info: VideoInfo, work: DecodeStats) -> np.ndarray:
     """Decode from the start, convert the needed frames, stop after the last needed one."""
-    return _pyav_from_start(path, indices, stop_early=True)
+    return _pyav_from_start(path, indices, work, stop_early=True)
 
 
-def _pyav_from_start(path, indices, stop_early):
+def _pyav_from_start(path, indices, work, stop_early):
     wanted = set(indices.tolist())
     last = int(indices.max())
     frames = {}
@@ -174,8 +202,10 @@ def _pyav_from_start(path, indices, stop_early):
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1  # one core: compare the algorithms, not the threading
         for number, frame in enumerate(container.decode(stream)):
+            work.frames_decoded += 1
             if number in wanted:
                 frames[number] = frame.to_ndarray(format="rgb24")
+                work.frames_converted += 1
             if stop_early and number >= last:
                 break
     return np.stack([frames[i] for i in indices.tolist()])
@@ -188,8 +218,9 @@ def torchcodec_method() -> tuple[Callable | None, str]:
     except Exception as err:  # noqa: BLE001 (ImportError, or its FFmpeg libraries failing to load)
         return None, f"not importable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
 
-    def decode_torchcodec(path, indices, info):
+    def decode_torchcodec(path, indices, info, work):
         decoder = VideoDecoder(path, seek_mode="exact", num_ffmpeg_threads=1, dimension_order="NHWC")
+        work.frames_converted += len(indices)  # frames decoded: not reported by torchcodec
         return decoder.get_frames_at(indices.tolist()).data.numpy()
 
     return decode_torchcodec, ""
@@ -203,26 +234,51 @@ def sequential_decode(path: str) -> np.ndarray:
 
 @dataclass
 class MethodTally:
-    """Time and correctness of one decode method over the clips of one kind."""
+    """Time, work and correctness of one decode method over the clips of one kind."""
 
     cpu_s: float = 0.0
     wall_s: float = 0.0
     clips: int = 0
     mismatched_clips: int = 0
     errors: list = field(default_factory=list)
+    work: DecodeStats = field(default_factory=DecodeStats)
 
     def as_dict(self) -> dict:
+        per_clip = (lambda value: value / self.clips) if self.clips else (lambda value: None)
         return {
             "clips": self.clips,
             "clips_per_cpu_s": self.clips / self.cpu_s if self.cpu_s else None,
             "clips_per_wall_s": self.clips / self.wall_s if self.wall_s else None,
+            "cpu_ms_per_clip": 1000 * self.cpu_s / self.clips if self.clips else None,
             "identical_frames": self.clips > 0 and self.mismatched_clips == 0 and not self.errors,
             "mismatched_clips": self.mismatched_clips,
             "errors": self.errors[:5],
+            "frames_decoded_per_clip": per_clip(self.work.frames_decoded),
+            "frames_skipped_per_clip": per_clip(self.work.frames_skipped),
+            "frames_converted_per_clip": per_clip(self.work.frames_converted),
+            "seeks_per_clip": per_clip(self.work.seeks),
+            "reopened": self.work.reopened,
         }
 
 
-def bench_decode(corpus: dict[str, list[str]], infos: dict[str, VideoInfo], args) -> dict:
+def probe_all(videos: dict[str, list[str]]) -> tuple[dict[str, VideoInfo], dict[str, dict]]:
+    """Probe every video once, as training does (skip table and seeks checked); per kind: the probe's CPU ms per
+    video and what it found."""
+    infos, probes = {}, {}
+    for kind, paths in videos.items():
+        cpu = time.process_time()
+        for path in paths:
+            infos[path] = probe_video(path)
+        probes[kind] = {
+            "probe_cpu_ms_per_video": 1000 * (time.process_time() - cpu) / len(paths),
+            "videos_skipping_b_frames": sum(bool(infos[p].skip_groups) for p in paths),
+            "keyframes_per_video": float(np.mean([len(infos[p].keyframes) for p in paths])),
+            "notes": sorted({infos[p].skip_note for p in paths if infos[p].skip_note})[:3],
+        }
+    return infos, probes
+
+
+def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args, clips_per_kind=None) -> dict:
     """Per kind: every method on the same clips, methods interleaved clip by clip; frames checked."""
     methods: dict[str, Callable] = {
         "ours": decode_ours,
@@ -240,10 +296,11 @@ def bench_decode(corpus: dict[str, list[str]], infos: dict[str, VideoInfo], args
             methods["torchcodec_exact"] = method
     rng = np.random.default_rng(args.seed)
     results = {}
-    for kind, paths in corpus.items():
+    for kind, paths in videos.items():
+        clips = (clips_per_kind or {}).get(kind, args.clips)
         tallies = {name: MethodTally() for name in methods}
         # clips spread round-robin over the kind's videos; each video's reference decoded once, then dropped
-        per_video = [args.clips // len(paths) + (i < args.clips % len(paths)) for i in range(len(paths))]
+        per_video = [clips // len(paths) + (i < clips % len(paths)) for i in range(len(paths))]
         for path, count in zip(paths, per_video):
             if not count:
                 continue
@@ -270,9 +327,10 @@ def bench_decode(corpus: dict[str, list[str]], infos: dict[str, VideoInfo], args
 
 
 def _time_one(tally: MethodTally, method, path, indices, info, expected):
+    work = DecodeStats()
     cpu, wall = time.process_time(), time.perf_counter()
     try:
-        frames = method(path, indices, info)
+        frames = method(path, indices, info, work)
     except Exception as err:  # noqa: BLE001 (an alternative decoder failing is a result to report)
         tally.errors.append(f"{Path(path).name}: {type(err).__name__}: {err}")
         tally.mismatched_clips += 1
@@ -280,6 +338,8 @@ def _time_one(tally: MethodTally, method, path, indices, info, expected):
     tally.cpu_s += time.process_time() - cpu
     tally.wall_s += time.perf_counter() - wall
     tally.clips += 1
+    for name in ("frames_decoded", "frames_skipped", "frames_converted", "seeks", "reopened"):
+        setattr(tally.work, name, getattr(tally.work, name) + getattr(work, name))
     if frames.shape != expected.shape or not np.array_equal(frames, expected):
         tally.mismatched_clips += 1
 
@@ -401,10 +461,44 @@ def format_tables(results: dict) -> str:
                     continue
                 ratio = r["ratio_vs_whole_file"].get(name)
                 flag = "" if m["identical_frames"] else f" *{m['mismatched_clips']}/{m['clips'] + len(m['errors'])}"
-                cells.append(f"{m['clips_per_cpu_s']:.0f} ({ratio:.2f}x){flag}" if m["clips_per_cpu_s"] else "-")
+                cells.append(f"{m['clips_per_cpu_s']:.0f} ({ratio:.2f}x){flag}" if m["clips_per_cpu_s"] else f"-{flag}")
             lines.append(f"| {kind} | {r['videos']} | " + " | ".join(cells) + " |")
         missing = {n: m["unavailable"] for r in decode.values() for n, m in r["methods"].items() if "unavailable" in m}
         lines += [f"{name}: {why}" for name, why in missing.items()]
+
+        probes = results.get("probe") or {}
+        lines.append("")
+        lines.append("work per clip: frames decoded by each method (ours: + skipped, converted), CPU ms per clip, "
+                     "our probe (once per video, checked)")
+        lines.append("| kind | frames/video | ours decoded | ours skipped | ours converted | whole file decoded | "
+                     "stop-after-last decoded | ours ms/clip | whole file ms/clip | probe ms/video | ours mismatched |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for kind, r in decode.items():
+            ours, whole, stop = (r["methods"][n] for n in ("ours", BASELINE, "pyav_stop_after_last"))
+            probe = probes.get(kind, {})
+
+            def num(value, digits=1):
+                return "-" if value is None else f"{value:.{digits}f}"
+
+            lines.append(
+                f"| {kind} | {np.mean(r['frames_per_video']):.0f} | {num(ours['frames_decoded_per_clip'])} | "
+                f"{num(ours['frames_skipped_per_clip'])} | {num(ours['frames_converted_per_clip'])} | "
+                f"{num(whole['frames_decoded_per_clip'])} | {num(stop['frames_decoded_per_clip'])} | "
+                f"{num(ours['cpu_ms_per_clip'])} | {num(whole['cpu_ms_per_clip'])} | "
+                f"{num(probe.get('probe_cpu_ms_per_video'), 0)} | "
+                f"{ours['mismatched_clips']}/{ours['clips'] + len(ours['errors'])} |")
+        bad = {kind: {name: m["mismatched_clips"] for name, m in r["methods"].items()
+                      if "unavailable" not in m and m["mismatched_clips"]} for kind, r in decode.items()}
+        bad = {kind: methods for kind, methods in bad.items() if methods}
+        if any("ours" in methods for methods in bad.values()):
+            lines.append("FRAMES DIFFER (ours): " + ", ".join(f"{k}: {m['ours']} clips" for k, m in bad.items()
+                                                           if "ours" in m))
+        else:
+            lines.append(f"ours: frames identical to a sequential decode on every kind ({len(decode)} kinds)")
+        others = [f"{k}: " + ", ".join(f"{n} {c}" for n, c in m.items() if n != "ours") for k, m in bad.items()
+                  if set(m) - {"ours"}]
+        if others:
+            lines.append("other methods whose frames differ (clips): " + "; ".join(others))
     loader = results.get("loader") or []
     if loader:
         s = results["settings"]
@@ -428,27 +522,34 @@ def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)  # one core: a loader worker runs single-threaded too
     with tempfile.TemporaryDirectory(prefix="benchmark_data_") as scratch:
+        root = args.workdir or Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
+        clips_per_kind = {}
         if args.videos is not None:
-            corpus = folder_corpus(args.videos)
+            videos = folder_corpus(args.videos)
         else:
-            root = args.workdir or Path(scratch)
-            root.mkdir(parents=True, exist_ok=True)
-            corpus = write_corpus(root, args.kinds, args.num_videos, args.video_size, args.seconds, args.seed)
+            videos = corpus_kinds(args.corpus_dir or root / "corpus", args.corpus_classes,
+                                  args.corpus_videos_per_class, args.corpus_seed)
+            synthetic = write_synthetic_kinds(root / "synthetic", args.kinds, args.num_videos, args.video_size,
+                                              args.seconds, args.seed)
             real = args.real if args.real is not None else ([DEFAULT_REAL_CLIP] if DEFAULT_REAL_CLIP.is_file() else [])
             if REAL_KIND in args.kinds and real:
-                corpus[REAL_KIND] = [str(p) for p in real]
-        infos = {path: probe_video(path) for paths in corpus.values() for path in paths}  # probed once, as in training
+                synthetic[REAL_KIND] = [str(p) for p in real]
+            clips_per_kind = {kind: args.check_clips for kind in synthetic}
+            videos.update(synthetic)
+        infos, probes = probe_all(videos)  # probed once, as in training
         results: dict = {"command": " ".join(["python -m pipeline.benchmark data", *(argv or sys.argv[1:])]),
                          "machine": machine(), "settings": {k: str(v) if isinstance(v, Path) else v
-                                                            for k, v in vars(args).items()}}
+                                                            for k, v in vars(args).items()},
+                         "probe": probes}
         if not args.skip_decode:
-            results["decode"] = bench_decode(corpus, infos, args)
+            results["decode"] = bench_decode(videos, infos, args, clips_per_kind)
         if not args.skip_loader:
-            kinds = list(corpus) if "all" in args.loader_kinds else [k for k in args.loader_kinds if k in corpus]
+            kinds = list(videos) if "all" in args.loader_kinds else [k for k in args.loader_kinds if k in videos]
             if not kinds:
-                kinds = list(corpus)
-            paths = [p for k in kinds for p in corpus[k]]
-            results["loader_videos"] = ", ".join(f"{k} ({len(corpus[k])})" for k in kinds)
+                kinds = list(videos)
+            paths = [p for k in kinds for p in videos[k]]
+            results["loader_videos"] = ", ".join(f"{k} ({len(videos[k])})" for k in kinds)
             results["loader"] = bench_loader(paths, infos, args)
     print(format_tables(results))
     print("(clips per CPU-second = clips/s per core; the machine may be shared: compare ratios within one run)")

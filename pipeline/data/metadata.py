@@ -37,12 +37,12 @@ INFO_FEATURES = datasets.Features({
     "keyframe_pts": datasets.List(datasets.Value("int64")),
     "keyframe_dts": datasets.List(datasets.Value("int64")),
     "keyframe_packets": datasets.List(datasets.Value("int64")),
-    "skippable_packets": datasets.List(datasets.Value("int64")),
-    "skippable_frames": datasets.List(datasets.Value("int64")),
+    "skip_groups": datasets.List(datasets.List(datasets.Value("int64"))),
     "time_base": datasets.Value("string"),
     "codec": datasets.Value("string"),
     "duration": datasets.Value("float64"),
     "damage": datasets.Value("string"),
+    "skip_note": datasets.Value("string"),
 })
 
 ProbeResult = Union[VideoInfo, str]  # a VideoInfo, or the reason the video is unreadable

@@ -6,8 +6,16 @@ numbers computed from pts are wrong by one for many frames. Instead `probe_video
 records, for every keyframe packet, the number of the keyframe it outputs; `decode_frames` seeks to the
 keyframe packet before the first needed frame, checks that the demuxer landed on a packet of that table, and
 counts decoded frames from the keyframe's output onwards. Only the needed frames are converted to RGB,
-MPEG-4 Part 2 B-frames that no clip frame needs are not decoded at all (the probe records where they are, so
-the count stays right), and decoding stops after the last needed frame.
+MPEG-4 Part 2 B-frames that no clip frame needs are not decoded at all, and decoding stops after the last
+needed frame.
+
+Skipping a B-frame is only exact when the probe knows what skipping a packet removes from the decoder's output,
+and that is not always the frame the packet outputs: with DivX/XviD "packed" B-frames FFmpeg keeps the second
+VOP of a packet and decodes it on the next call, so a packet can output a B-frame stored earlier while holding
+the next one, and skipping it loses both. The probe therefore does not predict: it decodes the file again with
+each skip option applied and records which frames went missing (identified by a checksum of their pixels),
+keeps only options whose effect it saw unambiguously, and checks that seeking to each keyframe reproduces the
+sequential numbering. A video whose checks fail is decoded without that shortcut, never inexactly.
 
 Shipped with inference code (Hub remote code): imports only the standard library, numpy, av and siblings.
 """
@@ -16,9 +24,9 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections import deque
+import zlib
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import av
 import numpy as np
@@ -34,10 +42,11 @@ __all__ = [
 # Scaler used when `size` asks for a resize; swscale's bilinear filter widens its support when downscaling,
 # so it does not alias like a point-sampled bilinear.
 RESIZE_INTERPOLATION = "BILINEAR"
-# One thread for the decoder and for swscale: a loader runs one decoding process per core, and automatic
-# threading there made clips/s drop (DESIGN fact 13).
 # Bump when VideoInfo or the probe changes: cached probes of another version are ignored.
-PROBE_FORMAT_VERSION = 2
+PROBE_FORMAT_VERSION = 3
+# One thread for the decoder and for swscale: a loader runs one decoding process per core, and automatic
+# threading there made clips/s drop (DESIGN fact 13). One decoder thread is also what the skip table assumes:
+# with frame threading a packet's output arrives calls later, so "this packet output nothing" cannot be checked.
 DECODER_THREADS = 1
 SCALER_THREADS = 1
 
@@ -64,9 +73,16 @@ class VideoInfo:
 
     keyframes[j] is the frame index output by keyframe packet j; keyframe_pts[j] / keyframe_dts[j] identify
     that packet (dts may be None) and are used to seek to it, keyframe_packets[j] is its ordinal among the
-    demuxed packets. An empty keyframe table means "never seek". skippable_packets[k] is the ordinal of a
-    packet whose decode outputs the non-reference frame skippable_frames[k]: when that frame is not needed,
-    decode_frames tells the decoder to skip it (MPEG-4 Part 2 B-frames, which nothing references).
+    demuxed packets. An empty keyframe table means "never seek".
+
+    skip_groups lists runs of consecutive packets that each output one non-reference frame (MPEG-4 Part 2
+    B-frames), one row per run: [first_packet, first_frame, size, skip_1, drop_1, removed_1, skip_2, ...].
+    Packets first_packet .. first_packet+size-1 output frames first_frame .. first_frame+size-1 in a sequential
+    decode. Each (skip, drop, removed) triple of bit masks over those positions is an option the probe
+    verified: decoding the packets in `skip` with skip_frame=NONREF and not sending those in `drop` to the
+    decoder at all removes exactly the frames in `removed` from the output, every other frame coming out
+    identical and in the same order. skip_note says why skipping or a keyframe was given up on (empty when
+    every check passed).
     """
 
     num_frames: int
@@ -77,13 +93,13 @@ class VideoInfo:
     keyframe_pts: list = field(default_factory=list)
     keyframe_dts: list = field(default_factory=list)
     keyframe_packets: list = field(default_factory=list)
-    skippable_packets: list = field(default_factory=list)
-    skippable_frames: list = field(default_factory=list)
+    skip_groups: list = field(default_factory=list)
     time_base: str = ""
     codec: str = ""
     duration: float = 0.0
     # why the file is damaged but still usable (e.g. truncated: fewer frames than its header declares), else ""
     damage: str = ""
+    skip_note: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +112,11 @@ class VideoInfo:
 
 @dataclass
 class DecodeStats:
-    """Counters filled by `decode_frames(..., stats=DecodeStats())`: how much work a call did."""
+    """Counters filled by `decode_frames(..., stats=DecodeStats())`: how much work a call did.
+
+    frames_decoded counts frames the decoder output, frames_converted those converted to RGB (the needed ones),
+    frames_skipped those whose decode was skipped (never output) before the last needed frame.
+    """
 
     packets: int = 0
     frames_decoded: int = 0
@@ -142,25 +162,41 @@ def _packet_frames(codec_context, packet):
 
 # Probing decodes every frame, because a frame's number can only be known by counting decoder output (fact 12:
 # demux-only keyframe positions are off by the B-frames reordered around them, e.g. packet 11 outputs frame 12
-# in a packed-B-frame AVI, and container frame counts are absent or wrong for truncated files). It is made
-# cheap by skipping what only affects pixel values (IDCT, loop filter), which leaves frame count, order, types
-# and keyframe flags unchanged; measured ~25% faster than a plain decode, ~10x the cost of demuxing alone,
-# done once per video.
-_PROBE_OPTIONS = {"skip_idct": "all", "skip_loop_filter": "all"}
+# in a packed-B-frame AVI, and container frame counts are absent or wrong for truncated files). The unchecked
+# probe is made cheap by skipping what only affects pixel values (IDCT, loop filter), which leaves frame count,
+# order, types and keyframe flags unchanged. The checks compare pixels, so a checking probe decodes fully:
+# without the residual, frames that differ can look alike (measured: a skip option that corrupts the next
+# B-frames by 219 grey levels passed a check done without IDCT).
+_QUICK_PROBE_OPTIONS = {"skip_idct": "all", "skip_loop_filter": "all"}
 _PICT_TYPE_B = 3  # AVPictureType of B-frames (PyAV 18 reports pict_type as an int)
-# Decoders whose B-frames are never references and come out of the very decode call that reads them, so a
-# B-frame that no clip frame needs can be skipped and its number still accounted for.
+# Decoders whose B-frames are never references and come out of the very decode call that reads them (no
+# reordering delay), so the packets that output them can be found by decoding once.
 _SKIPPABLE_B_CODECS = {"mpeg4"}
 
 
-def probe_video(path) -> VideoInfo:
-    """Count the decodable frames of `path`; build its keyframe and skippable-frame tables (one decode)."""
+def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> VideoInfo:
+    """Count the decodable frames of `path`; build its keyframe table and its B-frame skip table.
+
+    Every table entry is checked by decoding (see the module doc): the defaults suit videos decoded many times
+    (training), at the cost of a few more decodes of the file, once. skip_table=False builds no skip table
+    (decode_frames then decodes every B-frame before the last needed frame) and costs one decode of the file,
+    plus one for videos with several keyframes: for videos decoded once or twice (inference). With
+    check_seeks=False too the probe is one decode without IDCT, and seeking is exact only where the decoder
+    keeps no state across keyframes (not so for some packed-B-frame AVIs).
+    """
     container, stream = _open(path)
     try:
         codec_context = stream.codec_context
-        codec_context.options = dict(_PROBE_OPTIONS)
-        record_b = codec_context.name in _SKIPPABLE_B_CODECS
-        keyframe_packets, keyframes, skippable = [], [], []
+        checked = skip_table or check_seeks
+        if not checked:
+            codec_context.options = dict(_QUICK_PROBE_OPTIONS)
+        # per frame: checksum (all frames for a skip table, from the second keyframe on for the seek check;
+        # None where not needed), and the packet that output it
+        signatures: list = []
+        frame_packets = []
+        b_outputs = []  # (packet ordinal, frame number) of packets that output exactly one B-frame
+        record_b = skip_table and codec_context.name in _SKIPPABLE_B_CODECS
+        keyframe_packets, keyframes = [], []
         num_frames = width = height = 0
         damage = ""
         try:
@@ -173,9 +209,14 @@ def probe_video(path) -> VideoInfo:
                         keyframes.append(num_frames)
                     if not num_frames:
                         width, height = frame.width, frame.height
-                    if record_b and len(frames) == 1 and frame.pict_type == _PICT_TYPE_B:
-                        skippable.append((ordinal, num_frames))
+                    if record_b or (check_seeks and len(keyframes) > 1):
+                        signatures.append(_signature(frame))
+                    else:
+                        signatures.append(None)
+                    frame_packets.append(ordinal)
                     num_frames += 1
+                if record_b and len(frames) == 1 and frames[0].pict_type == _PICT_TYPE_B:
+                    b_outputs.append((ordinal, num_frames - 1))
         except av.FFmpegError as error:
             if not num_frames:
                 raise VideoDecodeError(path, f"cannot decode video ({error})") from None
@@ -202,18 +243,316 @@ def probe_video(path) -> VideoInfo:
         if not usable:
             # Keyframe packets and keyframe outputs do not pair up one to one: seeking could miscount frames.
             keyframe_packets, keyframes = [], []
-        return VideoInfo(
+        info = VideoInfo(
             num_frames=num_frames, fps=fps, width=width, height=height, keyframes=keyframes,
             keyframe_pts=kf_pts if usable else [], keyframe_dts=[dts for _, dts, _ in keyframe_packets],
             keyframe_packets=[ordinal for _, _, ordinal in keyframe_packets],
-            skippable_packets=[ordinal for ordinal, _ in skippable],
-            skippable_frames=[index for _, index in skippable],
             time_base=f"{time_base.numerator}/{time_base.denominator}" if time_base else "",
             codec=codec_context.name, duration=duration, damage=damage,
         )
     finally:
         container.close()
+    if b_outputs:
+        _plan_skips(path, info, signatures, frame_packets, b_outputs)
+    if check_seeks and any(k > 0 for k in info.keyframes):
+        _check_seeks(path, info, signatures)
+    return info
 
+
+def _signature(frame) -> int:
+    """Checksum of a frame's type and visible pixels (row padding excluded: its bytes are not defined).
+
+    A linear hash over 8-byte words with random odd 64-bit weights (5x faster than crc32 here): two planes
+    that differ in any block of pixels hash alike with probability below 2**-56 (a differing word whose
+    lowest byte differs is a unit times an odd weight). Rows whose width is not a multiple of 8 bytes use crc32.
+    """
+    value = int(frame.pict_type)
+    for plane, (height, row_bytes, weights) in zip(frame.planes, _plane_layout(frame)):
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :row_bytes]
+        if weights is not None:
+            value = (value * 1000003 + int(np.einsum("ij,ij->", rows.view(np.uint64), weights))) & _MASK64
+        else:
+            value = zlib.crc32(np.ascontiguousarray(rows), value & 0xFFFFFFFF) ^ (value << 32) & _MASK64
+    return value
+
+
+_MASK64 = (1 << 64) - 1
+
+
+_LAYOUTS: dict = {}  # (pixel format, width, height, line sizes) -> layout; a few per dataset
+
+
+def _plane_layout(frame) -> tuple:
+    """(rows, visible bytes per row, hash weights or None) of each plane of `frame`, cached per pixel format,
+    size and line sizes (the weights are the same in every pass and process)."""
+    planes = frame.planes
+    key = (frame.format.name, frame.width, frame.height, tuple(plane.line_size for plane in planes))
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        components = frame.format.components
+        layout = []
+        for index, plane in enumerate(planes):
+            pixel_bytes = sum((c.bits + 7) // 8 for c in components if c.plane == index) or 1
+            row_bytes = min(plane.line_size, plane.width * pixel_bytes)
+            weights = None
+            if row_bytes % 8 == 0 and plane.line_size % 8 == 0:
+                rng = np.random.default_rng([0x5EED, plane.height, row_bytes])
+                shape = (plane.height, row_bytes // 8)
+                weights = rng.integers(0, 2**64, size=shape, dtype=np.uint64, endpoint=False) | np.uint64(1)
+            layout.append((plane.height, row_bytes, weights))
+        if len(_LAYOUTS) >= 16:  # bounded: a dataset of many sizes must not keep every size's weights
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[key] = tuple(layout)
+    return layout
+
+
+# ------------------------------------------------------------------------------------- the B-frame skip table
+
+def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_outputs: list) -> None:
+    """Fill info.skip_groups with the skip options whose effect a real decode showed (see VideoInfo).
+
+    Options per run of B-frame packets: see `_actions`. Pass (r, parity) applies option r to every other run
+    (those of that parity) and decodes the runs between them normally, so that an option which disturbs what
+    comes after it (the next run's B-frames, the next reference frame) shows up there. Each pass's output is
+    cut at the first packet of each option-applying run into regions, and each region is matched against the
+    sequential frames its packets output, by checksum: the frames missing are the option's measured effect;
+    a frame changed, added, missing outside the run, or not identifiable rejects the option for that run
+    (and, as the disturbance may come from further back, for the option-applying run before it). An option
+    that disturbed the frames after it anywhere is dropped everywhere (for runs of that size): whether a
+    disturbance shows depends on the pictures, and decode_frames applies options next to each other, which
+    the passes do not try in every combination (measured: skipping the packet that holds the next B-VOP makes
+    FFmpeg parse the N-VOP placeholder after it, whose timestamp shifts the direct-mode motion of the next
+    run's B-frames in some runs of a video and not in others).
+    """
+    groups = _runs(b_outputs)  # [first_packet, first_frame, size]
+    options = [_actions(size) for _, _, size in groups]
+    measured: list[dict] = [{} for _ in groups]  # (skip, drop) masks -> removed mask; None, False: rejected
+    disturbing = set()  # (run size, option) that disturbed what followed somewhere
+    for r in range(max(len(o) for o in options)):
+        for parity in (0, 1):
+            chosen = [g for g in range(parity, len(groups), 2) if r < len(options[g])]
+            if parity:  # not worth trying where the first half showed the option useless or disturbing
+                tried = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2) if r < len(options[g])}
+                useful = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2)
+                          if r < len(options[g]) and measured[g].get(options[g][r])}
+                chosen = [g for g in chosen if (groups[g][2], options[g][r]) not in (tried - useful) | disturbing]
+            if not chosen:
+                continue
+            choice = {g: options[g][r] for g in chosen}
+            skip, drop = _applied(groups, choice)
+            try:
+                output, output_packets, skipped_output = _decode_with_actions(path, skip, drop)
+            except (VideoDecodeError, av.FFmpegError) as error:
+                info.skip_note = f"skip check failed to decode ({error})"
+                return
+            # region k: packets from the first packet of run chosen[k] to that of the next chosen run
+            bounds = [groups[g][0] for g in chosen]
+            expected_cut = [bisect.bisect_left(frame_packets, b) for b in bounds] + [len(signatures)]
+            actual_cut = [bisect.bisect_left(output_packets, b) for b in bounds] + [len(output)]
+            if output[:actual_cut[0]] != signatures[:expected_cut[0]]:
+                info.skip_note = "skip check: the frames before the first skipped packet differ between decodes"
+                return
+            for k, g in enumerate(chosen):
+                first, size = groups[g][1], groups[g][2]
+                result = _region_effect(signatures[expected_cut[k]:expected_cut[k + 1]],
+                                        output[actual_cut[k]:actual_cut[k + 1]], first - expected_cut[k], size)
+                if any(skip[ordinal] == g for ordinal in skipped_output):
+                    result = None  # a skipped packet output a frame: the option does not do what it says
+                measured[g][choice[g]] = result
+                if result is False:
+                    disturbing.add((size, choice[g]))
+                    if k:  # the disturbance may come from the option-applying run before (for that run only:
+                        # a disturbance that skips the region after it would not be the first suspect)
+                        measured[chosen[k - 1]][choice[chosen[k - 1]]] = False
+    rows = []
+    for (packet, first, size), results in zip(groups, measured):
+        triples = [value for (skip_mask, drop_mask), removed_mask in sorted(results.items())
+                   if removed_mask and (size, (skip_mask, drop_mask)) not in disturbing
+                   for value in (skip_mask, drop_mask, removed_mask)]
+        if triples:
+            rows.append([packet, first, size, *triples])
+    info.skip_groups = rows
+    if len(rows) < len(groups):
+        info.skip_note = f"{len(groups) - len(rows)} of {len(groups)} B-frame runs not skippable (unverified)"
+
+
+def _region_effect(expected: list, actual: list, offset: int, size: int):
+    """Bit mask of the run's frames (positions offset .. offset+size-1 of `expected`) missing from `actual`;
+    False when `actual` is not `expected` minus some of the run's frames; None when the frames missing cannot
+    be told apart from identical neighbours (or none are missing: nothing to gain)."""
+    matched = _embed(expected, actual)
+    if matched is None:
+        return False
+    kept, ambiguous = matched
+    if any(not offset <= i < offset + size for i in ambiguous):
+        return False
+    mask = 0
+    for i in range(len(expected)):
+        if i in kept or i in ambiguous:
+            continue
+        if not offset <= i < offset + size:
+            return False
+        mask |= 1 << (i - offset)
+    return None if ambiguous or not mask else mask
+
+
+def _runs(b_outputs: list) -> list:
+    """[first_packet, first_frame, size] for each run of consecutive packets outputting consecutive B-frames."""
+    groups: list = []
+    for ordinal, number in b_outputs:
+        if groups and ordinal == groups[-1][0] + groups[-1][2] and number == groups[-1][1] + groups[-1][2]:
+            groups[-1][2] += 1
+        else:
+            groups.append([ordinal, number, 1])
+    return groups
+
+
+def _actions(size: int) -> list:
+    """(skip mask, drop mask) options tried for a run of `size` packets: skip packet j alone, and skip packet j
+    and drop the packets after it in the run. Skipping alone suits B-frames each in their own packet. With
+    packed B-frames a packet can hold the next B-VOP while it outputs the one stored before; skipping it loses
+    both, and the placeholder packet after it, then decoded for itself, would change the decoder's timing
+    state (and the B-frames after it): that placeholder must not reach the decoder."""
+    options = []
+    for j in range(size):
+        options.append((1 << j, 0))
+        if j < size - 1:
+            options.append((1 << j, ((1 << size) - 1) & ~((1 << (j + 1)) - 1)))
+    return options
+
+
+def _applied(groups: list, choice: dict) -> tuple[dict, set]:
+    """Packets to skip (ordinal -> run index) and packets to drop, for the (skip, drop) option of each run in
+    `choice` (run index -> option)."""
+    skip, drop = {}, set()
+    for g, (skip_mask, drop_mask) in choice.items():
+        packet, _, size = groups[g]
+        for i in range(size):
+            if skip_mask >> i & 1:
+                skip[packet + i] = g
+            if drop_mask >> i & 1:
+                drop.add(packet + i)
+    return skip, drop
+
+
+def _decode_with_actions(path, skip: dict, drop: set) -> tuple[list, list, list]:
+    """Decode the whole file, skipping (NONREF) the packets in `skip` and not sending those in `drop`: the
+    output frames' signatures, the ordinal of the packet that output each, and the ordinals of skipped packets
+    that output a frame anyway."""
+    container, stream = _open(path)
+    try:
+        codec_context = stream.codec_context
+        output, output_packets, skipped_output = [], [], []
+        skipping = False
+        try:
+            for ordinal, packet in enumerate(container.demux(stream)):
+                if ordinal in drop:
+                    continue
+                flag = ordinal in skip
+                if flag != skipping:
+                    codec_context.skip_frame = "NONREF" if flag else "DEFAULT"
+                    skipping = flag
+                frames = _packet_frames(codec_context, packet)
+                if flag and frames:
+                    skipped_output.append(ordinal)
+                for frame in frames:
+                    output.append(_signature(frame))
+                    output_packets.append(ordinal)
+        except av.FFmpegError:
+            pass  # a damaged tail stops this pass where it stopped the first one; the match checks that
+        return output, output_packets, skipped_output
+    finally:
+        container.close()
+
+
+def _embed(expected: list, actual: list):
+    """Match `actual` as a subsequence of `expected`: (frames matched for certain, frames that might or might
+    not be matched), or None when `actual` is not a subsequence. The earliest and the latest embedding bound
+    every embedding, so a frame both place alike is certain, and frames between differing bounds are not."""
+    n = len(expected)
+    earliest, i = [], 0
+    for value in actual:
+        while i < n and expected[i] != value:
+            i += 1
+        if i == n:
+            return None
+        earliest.append(i)
+        i += 1
+    latest, i = [0] * len(actual), n - 1
+    for k in range(len(actual) - 1, -1, -1):
+        while expected[i] != actual[k]:  # cannot run off: the earliest embedding exists
+            i -= 1
+        latest[k] = i
+        i -= 1
+    kept, ambiguous = set(), set()
+    for low, high in zip(earliest, latest):
+        if low == high:
+            kept.add(low)
+        else:
+            ambiguous.update(range(low, high + 1))
+    return kept, ambiguous - kept
+
+
+def _check_seeks(path, info: VideoInfo, signatures: list) -> None:
+    """Keep the keyframes that a seek lands on and that reproduce the sequential frames up to the next keyframe.
+
+    Seeking by the keyframe packet's dts suits most demuxers; some (Matroska) seek by pts and land a keyframe
+    early when given the dts: then the pts is kept (keyframe_dts[j] = None). A keyframe no seek reaches is
+    dropped (decode_frames seeks to an earlier one), and so is one after which the decoder outputs other
+    pixels than in a sequential decode (a decoder state the keyframe does not reset: measured on packed
+    B-frame AVIs, whose first B-frames after a seek come out wrong).
+    """
+    keep, dropped = [], []
+    for j, keyframe in enumerate(info.keyframes):
+        if keyframe == 0:
+            keep.append(j)
+            continue
+        end = info.keyframes[j + 1] if j + 1 < len(info.keyframes) else info.num_frames
+        candidates = [ts for ts in (info.keyframe_dts[j], info.keyframe_pts[j]) if ts is not None]
+        outcome, seek_ts = "differs", None
+        for seek_ts in dict.fromkeys(candidates):
+            outcome = _seek_reproduces(path, info, j, seek_ts, end, signatures)
+            if outcome != "landed early":
+                break
+        if outcome == "ok":
+            keep.append(j)
+            if seek_ts != info.keyframe_dts[j]:
+                info.keyframe_dts[j] = None
+        else:
+            dropped.append(keyframe)
+    if dropped:
+        note = f"seeking to keyframe(s) {dropped} does not reproduce the sequential frames"
+        info.skip_note = f"{info.skip_note}; {note}" if info.skip_note else note
+        for name in ("keyframes", "keyframe_pts", "keyframe_dts", "keyframe_packets"):
+            values = getattr(info, name)
+            setattr(info, name, [values[j] for j in keep])
+
+
+def _seek_reproduces(path, info, j, seek_ts, end, signatures) -> str:
+    """"ok" when seeking to `seek_ts` lands on keyframe packet j and the frames from there to `end` are the
+    sequential ones; "landed early", or "differs". Decoded as decode_frames does, without skipping (the skip
+    options were checked from the start; a seek that reproduces the output leaves the decoder as they saw it)."""
+    container, stream = _open(path, _FAST_OPEN_OPTIONS)
+    try:
+        expected = info.keyframes[j]
+        frames = _numbered_frames(container, stream, info, j, expected, end - 1, frozenset(), DecodeStats(),
+                                  skip=False, seek_ts=seek_ts)
+        for number, frame in frames:
+            if number < info.keyframes[j]:
+                return "landed early"
+            if number != expected or _signature(frame) != signatures[number]:
+                return "differs"
+            expected += 1
+            if expected == end:
+                return "ok"
+    except (_Restart, av.FFmpegError):
+        pass
+    finally:
+        container.close()
+    return "differs"
+
+
+# ----------------------------------------------------------------------------------------------- decoding
 
 def decode_frames(path, indices: Sequence[int], *, info: Optional[VideoInfo] = None, size=None,
                   stats: Optional[DecodeStats] = None) -> np.ndarray:
@@ -241,7 +580,7 @@ def decode_frames(path, indices: Sequence[int], *, info: Optional[VideoInfo] = N
         return np.empty((0, height, width, 3), np.uint8)
 
     wanted, positions = np.unique(indices, return_inverse=True)
-    frames = _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek=True)
+    frames = _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek=True, allow_skip=True)
     if len(wanted) == len(indices) and bool(np.all(indices[1:] > indices[:-1])):
         return frames  # already in the requested order: no gather copy
     return frames[positions]
@@ -251,82 +590,142 @@ def decode_frames(path, indices: Sequence[int], *, info: Optional[VideoInfo] = N
 _FAST_OPEN_OPTIONS = {"probesize": "32", "analyzeduration": "0"}
 
 
-def _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek):
+class _Restart(Exception):
+    """The shortcut decode cannot continue exactly (the seek missed the keyframe table, or a packet the skip
+    table said would output nothing output a frame): decode again without that shortcut."""
+
+
+def _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek, allow_skip):
     """Decode the sorted unique frame numbers `wanted` into a new (len(wanted), H, W, 3) array."""
     first, last = int(wanted[0]), int(wanted[-1])
     start = _keyframe_before(info, first) if allow_seek else None
+    wanted_list = wanted.tolist()
     out = None
-    base = frame_number = 0
-    landed = counting = start is None  # after a seek, frames count only from the keyframe's output on
+    next_slot = 0
+    number = None
     container, stream = _open(path, _FAST_OPEN_OPTIONS if info is not None else None)
     try:
-        if start is not None:
-            seek_ts = info.keyframe_dts[start]
-            if seek_ts is None:
-                seek_ts = info.keyframe_pts[start]
-            container.seek(seek_ts, stream=stream, backward=True, any_frame=False)
-            stats.seeks += 1
-        codec_context = stream.codec_context
         reformatter = VideoReformatter()
-        wanted_list = wanted.tolist()
-        wanted_set = set(wanted_list)
-        skip_at = dict(zip(info.skippable_packets, info.skippable_frames)) if info is not None else {}
-        skipped: deque = deque()  # numbers of the frames skipped and not yet reached by the count, ascending
-        skipping = False
-        next_slot = 0
-        ordinal = -1
-        for packet in container.demux(stream):
-            stats.packets += 1
-            if not landed:
-                # Verify where the seek put us: counting is only right from a keyframe packet of the table.
-                j = _keyframe_of_packet(info, packet)
-                if j is None or info.keyframes[j] > first:
-                    break
-                base = frame_number = info.keyframes[j]
-                ordinal = info.keyframe_packets[j] - 1 if info.keyframe_packets else -1
-                landed = True
-            ordinal += 1
-            target = skip_at.get(ordinal)
-            skip = target is not None and base <= target < last and target not in wanted_set
-            if skip != skipping:
-                codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
-                skipping = skip
-            frames = _packet_frames(codec_context, packet)
-            if skip:
-                if frames:  # the decoder did not skip after all: count the frame normally
-                    skip = False
-                else:
-                    skipped.append(target)
-                    stats.frames_skipped += 1
-            for frame in frames:
-                stats.frames_decoded += 1
-                if not counting:
-                    if not frame.key_frame:
-                        continue  # leading frames of an open GOP, before the keyframe in display order
-                    counting = True
-                while skipped and skipped[0] <= frame_number:
-                    if skipped.popleft() == frame_number:
-                        frame_number += 1
-                if frame_number == wanted_list[next_slot]:
-                    if out is None:
-                        shape = (len(wanted), out_h or frame.height, out_w or frame.width, 3)
-                        out = np.empty(shape, np.uint8)
-                    _convert_into(reformatter, frame, out[next_slot], out_h, out_w)
-                    stats.frames_converted += 1
-                    next_slot += 1
-                    if next_slot == len(wanted):
-                        return out
-                frame_number += 1
+        frames = _numbered_frames(container, stream, info, start, first, last, set(wanted_list), stats,
+                                  skip=allow_skip)
+        for number, frame in frames:
+            if number == wanted_list[next_slot]:
+                if out is None:
+                    shape = (len(wanted), out_h or frame.height, out_w or frame.width, 3)
+                    out = np.empty(shape, np.uint8)
+                _convert_into(reformatter, frame, out[next_slot], out_h, out_w)
+                stats.frames_converted += 1
+                next_slot += 1
+                if next_slot == len(wanted):
+                    return out
+    except _Restart as restart:
+        stats.reopened += 1
+        seek_missed = restart.args[0] == "seek"
+        # a missed seek keeps the skip table (it is about packets, not seeking); a broken skip plan drops both
+        return _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek=False,
+                              allow_skip=allow_skip and seek_missed)
     except av.FFmpegError as error:
-        if landed and out is None and frame_number == base:
+        if number is None:
             raise VideoDecodeError(path, f"cannot decode video ({error})") from None
     finally:
         container.close()
-    if not landed:  # the seek failed or did not reach a packet of the keyframe table
-        stats.reopened += 1
-        return _decode_sorted(path, wanted, info, out_h, out_w, stats, allow_seek=False)
-    raise FrameIndexError(path, f"frame {last} requested but only {frame_number} frames could be decoded "
+    decoded = 0 if number is None else number + 1
+    raise FrameIndexError(path, f"frame {last} requested but only {decoded} frames could be decoded "
                                 "(shorter than expected, or truncated)")
+
+
+def _numbered_frames(container, stream, info, start, first, last, wanted, stats, skip, seek_ts=None) -> Iterator:
+    """Yield (number, frame) for the frames the decoder outputs, numbered as in a sequential decode.
+
+    start: index in the keyframe table to seek to (None: decode from the file's start); the first packet after
+    the seek must be a keyframe packet of the table at or before frame `first`, else _Restart("seek"). With
+    skip, the packets of the skip table's options that remove only frames outside `wanted` (up to `last`) are
+    decoded with skip_frame=NONREF and the numbers of the frames they remove are passed over.
+    """
+    codec_context = stream.codec_context
+    if start is not None:
+        if seek_ts is None:
+            seek_ts = info.keyframe_dts[start]
+        if seek_ts is None:
+            seek_ts = info.keyframe_pts[start]
+        container.seek(seek_ts, stream=stream, backward=True, any_frame=False)
+        stats.seeks += 1
+    landed = counting = start is None  # after a seek, frames count only from the keyframe's output on
+    number = 0
+    ordinal = -1
+    skips, drops, removed = _skip_plan(info, -1, 0, wanted, last) if skip and landed else _NO_PLAN
+    skipping = False
+    for packet in container.demux(stream):
+        stats.packets += 1
+        if not landed:
+            # Verify where the seek put us: counting is only right from a keyframe packet of the table.
+            j = _keyframe_of_packet(info, packet)
+            if j is None or info.keyframes[j] > first:
+                raise _Restart("seek")
+            number = info.keyframes[j]
+            ordinal = info.keyframe_packets[j] - 1 if info.keyframe_packets else None
+            if skip and ordinal is not None:
+                skips, drops, removed = _skip_plan(info, ordinal + 1, number, wanted, last)
+            landed = True
+        ordinal = ordinal + 1 if ordinal is not None else None
+        if ordinal in drops:
+            continue
+        flag = ordinal in skips
+        if flag != skipping:
+            codec_context.skip_frame = "NONREF" if flag else "DEFAULT"
+            skipping = flag
+        frames = _packet_frames(codec_context, packet)
+        if flag and frames:
+            raise _Restart("plan")
+        for frame in frames:
+            stats.frames_decoded += 1
+            if not counting:
+                if not frame.key_frame:
+                    continue  # leading frames of an open GOP, before the keyframe in display order
+                counting = True
+            while number in removed:
+                number += 1
+                stats.frames_skipped += 1
+            yield number, frame
+            number += 1
+
+
+_NO_PLAN = (frozenset(), frozenset(), frozenset())
+
+
+def _skip_plan(info, after_packet, base, wanted, last):
+    """(packets to decode with NONREF, packets not to decode, frame numbers that removes): for each run of
+    B-frame packets after packet `after_packet` with frames from `base` on, the verified option removing the
+    most frames of which none is wanted. At most one option per run is applied, as verified."""
+    if info is None or not info.skip_groups:
+        return _NO_PLAN
+    skips, drops, removed = set(), set(), set()
+    for row in info.skip_groups:
+        first_packet, first_frame, size = row[0], row[1], row[2]
+        if first_frame > last:
+            break
+        if first_packet <= after_packet or first_frame < base:
+            continue
+        wanted_mask = 0
+        for i in range(size):
+            if first_frame + i in wanted:
+                wanted_mask |= 1 << i
+        best, best_count = 0, 0
+        for k in range(3, len(row) - 2, 3):
+            if not row[k + 2] & wanted_mask:
+                count = bin(row[k + 2]).count("1")
+                if count > best_count:
+                    best, best_count = k, count
+        if best:
+            for i in range(size):
+                bit = 1 << i
+                if row[best] & bit:
+                    skips.add(first_packet + i)
+                if row[best + 1] & bit:
+                    drops.add(first_packet + i)
+                if row[best + 2] & bit:
+                    removed.add(first_frame + i)
+    return skips, drops, removed
 
 
 def _keyframe_before(info, first):
