@@ -36,6 +36,7 @@ from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
 from pipeline.training.trainer import VideoTrainer
+from pipeline.redaction import install_log_redaction, take_hub_token
 
 logger = logging.getLogger("pipeline.train")
 
@@ -215,6 +216,8 @@ def check_world_size(training_args) -> None:
 def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict[str, float]:
     """Trains, evaluates and saves; ``callbacks``: extra ``TrainerCallback`` objects (tests use them to watch ranks)."""
     setup_logging(training_args)
+    # the token goes to this process's HF_TOKEN: nothing written (training_args.bin, recipe, logs) holds it
+    install_log_redaction(secrets=[take_hub_token(training_args)])
     log_process(training_args)
     check_world_size(training_args)
     set_cpu_threads(training_args)
