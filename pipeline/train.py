@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -21,8 +20,6 @@ if __package__ in (None, ""):
 import torch
 import yaml
 from transformers import EarlyStoppingCallback
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from pipeline.configs import parse_args, resolved_recipe
 from pipeline.training.clip_transform import ClipSampling, ClipTransform
@@ -35,8 +32,10 @@ from pipeline.training.device_batch import DeviceBatch
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
+from pipeline.training.checkpoints import plan_relaunch
 from pipeline.training.trainer import VideoTrainer
 from pipeline.redaction import install_log_redaction, take_hub_token
+from pipeline.user_errors import one_line_errors
 
 logger = logging.getLogger("pipeline.train")
 
@@ -111,27 +110,6 @@ def compute_metrics_fn():
         return metric.compute(predictions=logits, references=eval_pred.label_ids, k=5)
 
     return compute
-
-
-def resume_checkpoint(training_args, run_args) -> str | None:
-    """Explicit --resume_from_checkpoint wins; else, with auto_resume, the last complete checkpoint in output_dir.
-
-    A run killed while writing a checkpoint leaves a folder without trainer_state.json (the Trainer writes it
-    last); such a folder is moved aside (never deleted) so the resumed run can write that step again.
-    """
-    if training_args.resume_from_checkpoint:
-        return training_args.resume_from_checkpoint
-    if not (run_args.auto_resume and os.path.isdir(training_args.output_dir)):
-        return None
-    for folder in Path(training_args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        if folder.is_dir() and folder.name.split("-")[-1].isdigit() and not (folder / TRAINER_STATE_NAME).exists():
-            aside = folder.with_name(f"{folder.name}.incomplete-{int(time.time())}")
-            logger.warning("checkpoint %s is incomplete (interrupted while saving): moved to %s", folder, aside)
-            folder.rename(aside)
-    last = get_last_checkpoint(training_args.output_dir)
-    if last:
-        logger.info("resuming from the last checkpoint in output_dir: %s", last)
-    return last
 
 
 def prepare_training_args(training_args, model_args, run_args) -> None:
@@ -222,6 +200,12 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     check_world_size(training_args)
     set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
+    # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
+    with training_args.main_process_first(desc="checkpoint check", local=training_args.save_on_each_node):
+        relaunch = plan_relaunch(resolved_recipe(model_args, data_args, run_args, training_args), training_args,
+                                 run_args)
+    if relaunch.results is not None:
+        return relaunch.results
 
     with training_args.main_process_first(desc="dataset preparation"):
         splits = build_dataset(data_args)
@@ -248,7 +232,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
-    callbacks = list(callbacks or [])
+    callbacks = list(callbacks or []) + relaunch.callbacks
     if run_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
     trainer = VideoTrainer(
@@ -263,8 +247,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         device_batch=device_batch,
     )
 
-    checkpoint = resume_checkpoint(training_args, run_args)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
     trainer.save_model()  # also saves the processor (processing_class)
     train_metrics = dict(train_result.metrics)
     train_metrics["train_samples"] = len(splits["train"])
@@ -332,7 +315,8 @@ def run(argv: list[str] | None = None, callbacks=None) -> dict[str, float]:
 def cli(argv: list[str] | None = None, callbacks=None) -> int:
     """The command: trains, or ends the process promptly with the traceback and a non-zero status on any failure
     (in the model, loss, metrics, a callback or a loader worker), so no crashed run keeps its GPUs."""
-    run_or_exit(run, argv, callbacks=callbacks)
+    # a user's mistake (an impossible recipe value, a relaunch into another run's folder): one line, status 2
+    run_or_exit(one_line_errors("train.py")(run), argv, callbacks=callbacks)
     return 0
 
 
