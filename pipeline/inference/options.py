@@ -48,12 +48,15 @@ def check_timeout(value: Any) -> None:
 def check_options(options: dict[str, Any]) -> None:
     """Raises PipelineOptionError for the first option (not None) whose value cannot work."""
     for name in ("top_k", "num_clips", "num_crops", "window_frames", "stride_frames", "num_frames",
-                 "frame_sampling_rate", "max_download_bytes"):
+                 "frame_sampling_rate", "max_download_bytes", "batch_size"):
         if options.get(name) is not None:
             _positive_int(name, options[name])
     for name in ("window", "stride", "fps", "max_download_seconds"):
         if options.get(name) is not None:
             _positive_number(name, options[name])
+    workers = options.get("num_workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 0):
+        _fail("num_workers", "0 or a positive integer", workers)
     if options.get("timeout") is not None:
         check_timeout(options["timeout"])
     if options.get("timeline") is not None and not isinstance(options["timeline"], bool):
