@@ -30,6 +30,7 @@ from typing import Any, Callable, Optional
 import av
 import numpy as np
 
+from .decoding import VideoDecodeError
 from .options import PipelineOptionError
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -294,7 +295,7 @@ def _set_read_timeout(response, seconds: float) -> None:
 
 # ---- lists: one result or error per input ----------------------------------------------------------------------
 
-ITEM_ERRORS = (VideoInputError, OSError, ValueError, TypeError, av.FFmpegError)
+ITEM_ERRORS = (VideoInputError, VideoDecodeError, OSError, ValueError, TypeError, av.FFmpegError)
 
 
 def check_input(video: Any) -> None:

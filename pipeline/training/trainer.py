@@ -21,6 +21,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
+from .video_counts import empty_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class VideoTrainer(Trainer):
         return super().training_step(model, self._device_inputs(inputs), num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        labels = inputs.get("labels")
+        if labels is not None and labels.numel() == 0:  # every video of this evaluation batch failed to decode
+            return empty_prediction(self.model, labels.to(self.args.device), prediction_loss_only)
         return super().prediction_step(model, self._device_inputs(inputs), prediction_loss_only, ignore_keys)
 
     def _save_checkpoint(self, model, trial):
