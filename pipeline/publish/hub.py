@@ -40,6 +40,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..redaction import find_secrets, live_tokens, redact_recipe
+from ..user_errors import UserValueError, one_line_errors
 from .model_card import build_model_card, write_model_card
 
 PIPELINE_TASK = "video-classification"
@@ -57,7 +58,7 @@ SCAN_CHUNK = 16 << 20
 SCAN_OVERLAP = 512
 
 
-class SecretInUploadError(ValueError):
+class SecretInUploadError(UserValueError):
     """A file about to be uploaded holds an access token; nothing was uploaded."""
 
 
@@ -244,4 +245,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m pipeline.publish"):
+        sys.exit(main())
