@@ -190,30 +190,40 @@ def test_a_text_file_is_not_a_video(classifier, tmp_path):
         classifier(str(tmp_path))
 
 
+def same_predictions(a, b) -> bool:
+    return [p["label"] for p in a] == [p["label"] for p in b] and np.allclose(
+        [p["score"] for p in a], [p["score"] for p in b], atol=1e-6)
+
+
 def test_lists_keep_the_good_results_and_name_each_bad_input(classifier, videos, tmp_path, monkeypatch):
     assert classifier([]) == []
     good = [str(videos["mp4"]), str(videos["avi"])]
     alone = [classifier(v, top_k=2) for v in good]
     out = classifier([good[0], str(tmp_path / "gone.mp4"), b"\x00garbage" * 100, good[1], 42], top_k=2)
-    assert out[0] == alone[0] and out[3] == alone[1]
+    assert same_predictions(out[0], alone[0]) and same_predictions(out[3], alone[1])
     assert out[1] == {"video": str(tmp_path / "gone.mp4"), "error": "no such video file"}
     assert out[2]["video"] == "<800 bytes>" and out[2]["error"].startswith("not a video container")
-    assert out[4] == {"video": "<int>", "error": out[4]["error"]} and "unsupported input type" in out[4]["error"]
+    assert out[4]["video"] == "<int>" and "unsupported input type" in out[4]["error"]
+    # one input alone, and timelines (which go one video at a time), answer the same way
+    assert classifier([str(tmp_path / "gone.mp4")]) == [{"video": str(tmp_path / "gone.mp4"),
+                                                         "error": "no such video file"}]
+    timelines = classifier([good[0], str(tmp_path / "gone.mp4")], timeline=True, window_frames=20, top_k=1)
+    assert len(timelines[0]["timeline"]) == 2 and timelines[1]["error"] == "no such video file"
 
-    # a video that passes the checks but fails while its frames are decoded: the batch is re-run one by one
-    import pipeline.inference.video_pipeline as video_pipeline
+    # a video that passes the checks but fails while its frames are decoded
+    import pipeline.inference.video_scoring as video_scoring
     from pipeline.inference.decoding import VideoDecodeError
 
-    real = video_pipeline.load_views
+    real = video_scoring.clip_frames
 
-    def failing(source, **kwargs):
+    def failing(source, clips, info):
         if str(source).endswith(".avi"):
             raise VideoDecodeError(source, "decoding stopped at frame 12 (simulated damage)")
-        return real(source, **kwargs)
+        return real(source, clips, info)
 
-    monkeypatch.setattr(video_pipeline, "load_views", failing)
-    out = classifier(good, top_k=2)
-    assert out[0] == alone[0]
+    monkeypatch.setattr(video_scoring, "clip_frames", failing)
+    out = classifier(good, top_k=2, num_workers=0)
+    assert same_predictions(out[0], alone[0])
     assert out[1] == {"video": good[1], "error": "decoding stopped at frame 12 (simulated damage)"}
 
 
@@ -351,6 +361,7 @@ def test_train_stops_at_the_start_on_an_impossible_num_frames(small_demo, tmp_pa
 def test_a_videofolder_too_small_for_validation_stops_with_the_fix(tmp_path):
     folder = tmp_path / "clips"
     for label in ("jump", "run"):
+        (folder / label).mkdir(parents=True)
         write_video(folder / label / f"{label}_1.mp4", "h264", 24)
         write_video(folder / label / f"{label}_2.mp4", "h264", 24)
     result = run_train(train_args(folder, tmp_path / "out", "--dataset", "videofolder", "--eval_strategy", "steps",

@@ -68,6 +68,7 @@ BOOKKEEPING_KEYS = {
     "bf16", "fp16", "bf16_full_eval", "fp16_full_eval", "half_precision_backend", "project",
     "restore_callback_states_from_checkpoint", "ignore_data_skip", "load_best_model_at_end",
     "early_stopping_patience", "early_stopping_threshold", "metric_for_best_model", "greater_is_better",
+    "augment_on",  # where the same augmentation runs (device or loader workers)
 }
 BOOKKEEPING_PREFIXES = ("logging_", "log_", "hub_", "dataloader_", "ddp_", "eval_", "save_", "include_", "trackio",
                         "prediction_", "batch_eval", "average_tokens")
