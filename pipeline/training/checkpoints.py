@@ -349,8 +349,10 @@ def plan_relaunch(recipe: dict, training_args, run_args) -> Relaunch:
         plan.results = _read_results(output_dir)
         logger.warning(
             "%s already holds this run, complete (%d steps; its results are in %s): nothing to train. To train "
-            "longer, raise --max_steps (it continues from %s); to train anew, choose another --output_dir",
-            output_dir, state["global_step"], output_dir / "all_results.json", folder.name)
+            "longer, raise --max_steps (it continues from %s); to train anew, choose another --output_dir; to "
+            "evaluate or publish it: python -m pipeline.evaluation --model %s ..., python -m pipeline.publish push "
+            "--model_dir %s --repo_id ...", output_dir, state["global_step"], output_dir / "all_results.json",
+            folder.name, output_dir, output_dir)
         return plan
     if _finished(state, saved) and not _finished(state, recipe):
         logger.info("continuing the run in %s from step %d (%s) to the new length", output_dir,
