@@ -62,6 +62,7 @@ def test_demo_of_other_settings_with_a_user_file_and_edited_list_is_left_untouch
     assert snapshot(tiny_demo) == before  # not one byte lost, added or rewritten
 
 
+@pytest.mark.slow
 def test_the_training_and_evaluation_entry_points_refuse_too(tiny_demo, tmp_path):
     """dataset: demo (the demo recipe) and pipeline.evaluation --dataset demo ask for the default settings."""
     plant_user_changes(tiny_demo)

@@ -197,6 +197,7 @@ WRITE_FAILURE_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_write_failure_names_the_file_and_space_and_keeps_the_last_good_one(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run([sys.executable, "-c", WRITE_FAILURE_SCRIPT, str(out), str(REPO / "tests"), str(REPO)],
