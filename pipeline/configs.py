@@ -17,6 +17,8 @@ from typing import Any, Optional
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from pipeline.redaction import redact_recipe
+
 
 @dataclass
 class ModelArguments:
@@ -184,7 +186,8 @@ def parse_args(argv: list[str] | None = None):
 
 
 def resolved_recipe(*arg_objects: Any) -> dict[str, Any]:
-    """The effective values of every argument dataclass, ready for ``yaml.safe_dump`` (written with the model)."""
+    """The effective values of every argument dataclass, ready for ``yaml.safe_dump`` (written with the model);
+    secrets (``hub_token``, token-shaped values) are left out (pipeline.redaction)."""
     out: dict[str, Any] = {}
     for obj in arg_objects:
         for f in dataclasses.fields(obj):
@@ -197,4 +200,4 @@ def resolved_recipe(*arg_objects: Any) -> dict[str, Any]:
                 out[f.name] = value
             else:
                 out[f.name] = str(value)
-    return out
+    return redact_recipe(out)

@@ -3,9 +3,10 @@
     python -m pipeline.predict --model DIR_OR_REPO VIDEO_OR_FOLDER... [--top_k 5] [--json] [--timeline]
                                [--window SECONDS --stride SECONDS] [--num_clips K --num_crops C]
 
-Folders are searched recursively for video files. A progress bar runs on stderr; results go to stdout as a
-table, or as JSON with --json. A video that cannot be decoded is reported (path and reason) and the others go
-on; the exit status is 1 when any failed.
+Folders are searched recursively for video files; http(s) URLs are downloaded (--timeout, --max_download_bytes,
+--max_download_seconds bound them). A progress bar runs on stderr; results go to stdout as a table, or as JSON
+with --json. A path that does not exist, a folder without videos, or a video that cannot be read is reported
+(path and reason) and the others go on; the exit status is 1 when any failed, 2 for an impossible option.
 """
 
 from __future__ import annotations
@@ -18,24 +19,41 @@ from typing import Any, Iterable, Optional
 
 from tqdm.auto import tqdm
 
-from .inference.decoding import VideoDecodeError
+import av
+
 from .inference import load_pipeline
+from .inference.decoding import VideoDecodeError
+from .inference.options import PipelineOptionError
+from .user_errors import UserValueError, one_line_errors
 
 VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
 
 
-def find_videos(paths: Iterable[str]) -> list[Path]:
-    """Files as given, folders expanded to the video files under them (sorted); a missing path is an error."""
-    found: list[Path] = []
+# What makes one input fail without stopping the others.
+INPUT_ERRORS = (VideoDecodeError, ValueError, OSError, TypeError, av.FFmpegError)
+
+
+def find_videos(paths: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """(inputs to classify, error records): files and URLs as given, folders expanded to the video files under
+    them (sorted); a path that does not exist or a folder without videos becomes an error record."""
+    found: list[str] = []
+    errors: list[dict[str, str]] = []
     for name in paths:
+        if name.lower().startswith(("http://", "https://")):
+            found.append(name)
+            continue
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not videos:
+                errors.append({"video": str(path), "error": f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                                                              "in this folder"})
+            found += [str(p) for p in videos]
         elif path.is_file():
-            found.append(path)
+            found.append(str(path))
         else:
-            raise FileNotFoundError(f"{path}: no such video file or folder")
-    return found
+            errors.append({"video": str(path), "error": "no such video file or folder"})
+    return found, errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,22 +70,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: transformers' choice)")
     parser.add_argument("--revision", default=None, help="Hub revision of --model")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="URL inputs: seconds to connect and for each read (default 10 / 30)")
+    parser.add_argument("--max_download_bytes", type=int, default=None, help="URL inputs: size cap (default 2 GiB)")
+    parser.add_argument("--max_download_seconds", type=float, default=None,
+                        help="URL inputs: time limit of one download (default 600)")
     return parser
 
 
 def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One record per video: {"video", "predictions"} (+ "timeline") or {"video", "error"}."""
-    videos = find_videos(args.videos)
-    classifier = load_pipeline(args.model, device=args.device, revision=args.revision)
+    """One record per input: {"video", "predictions"} (+ "timeline") or {"video", "error"}."""
+    videos, records = find_videos(args.videos)
     options: dict[str, Any] = dict(top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
                                    batch_size=args.batch_size)
+    for name in ("timeout", "max_download_bytes", "max_download_seconds"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     if args.timeline:
         options.update(timeline=True, window=args.window, stride=args.stride)
-    records = []
+    if args.batch_size < 1:
+        raise UserValueError(f"--batch_size must be a positive integer, got {args.batch_size}")
+    classifier = load_pipeline(args.model, device=args.device, revision=args.revision)
+    try:  # an impossible option is the user's mistake for every video: one line, before any is read
+        classifier._sanitize_parameters(**{k: v for k, v in options.items() if k != "batch_size"})
+    except PipelineOptionError as error:
+        raise UserValueError(str(error)) from None
     for video in tqdm(videos, desc="videos", unit="video", file=sys.stderr, disable=len(videos) < 2):
         try:
             output = classifier(str(video), **options)
-        except (VideoDecodeError, ValueError) as error:
+        except INPUT_ERRORS as error:
             records.append({"video": str(video), "error": str(error)})
             continue
         if args.timeline:
@@ -100,7 +131,8 @@ def format_table(records: list[dict[str, Any]], top_k: int) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    records = predict(args)
+    with one_line_errors("python -m pipeline.predict"):
+        records = predict(args)
     print(json.dumps(records, indent=2) if args.json else format_table(records, args.top_k))
     return 1 if any("error" in r for r in records) else 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -21,8 +20,6 @@ if __package__ in (None, ""):
 import torch
 import yaml
 from transformers import EarlyStoppingCallback
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from pipeline.configs import parse_args, resolved_recipe
 from pipeline.training.clip_transform import ClipSampling, ClipTransform
@@ -35,7 +32,12 @@ from pipeline.training.device_batch import DeviceBatch
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
+from pipeline.training.checkpoints import plan_relaunch
+from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
+from pipeline.training.video_counts import VideoCounts
 from pipeline.training.trainer import VideoTrainer
+from pipeline.redaction import install_log_redaction, take_hub_token
+from pipeline.user_errors import one_line_errors
 
 logger = logging.getLogger("pipeline.train")
 
@@ -107,30 +109,10 @@ def compute_metrics_fn():
     def compute(eval_pred) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
         # k is clipped to the class count inside the module; the key stays top5_accuracy
-        return metric.compute(predictions=logits, references=eval_pred.label_ids, k=5)
+        scores = metric.compute(predictions=logits, references=eval_pred.label_ids, k=5)
+        return {**scores, "videos": len(eval_pred.label_ids)}  # the videos scored (pipeline.training.video_counts)
 
     return compute
-
-
-def resume_checkpoint(training_args, run_args) -> str | None:
-    """Explicit --resume_from_checkpoint wins; else, with auto_resume, the last complete checkpoint in output_dir.
-
-    A run killed while writing a checkpoint leaves a folder without trainer_state.json (the Trainer writes it
-    last); such a folder is moved aside (never deleted) so the resumed run can write that step again.
-    """
-    if training_args.resume_from_checkpoint:
-        return training_args.resume_from_checkpoint
-    if not (run_args.auto_resume and os.path.isdir(training_args.output_dir)):
-        return None
-    for folder in Path(training_args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        if folder.is_dir() and folder.name.split("-")[-1].isdigit() and not (folder / TRAINER_STATE_NAME).exists():
-            aside = folder.with_name(f"{folder.name}.incomplete-{int(time.time())}")
-            logger.warning("checkpoint %s is incomplete (interrupted while saving): moved to %s", folder, aside)
-            folder.rename(aside)
-    last = get_last_checkpoint(training_args.output_dir)
-    if last:
-        logger.info("resuming from the last checkpoint in output_dir: %s", last)
-    return last
 
 
 def prepare_training_args(training_args, model_args, run_args) -> None:
@@ -215,37 +197,52 @@ def check_world_size(training_args) -> None:
 def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict[str, float]:
     """Trains, evaluates and saves; ``callbacks``: extra ``TrainerCallback`` objects (tests use them to watch ranks)."""
     setup_logging(training_args)
+    # the token goes to this process's HF_TOKEN: nothing written (training_args.bin, recipe, logs) holds it
+    install_log_redaction(secrets=[take_hub_token(training_args)])
     log_process(training_args)
     check_world_size(training_args)
     set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
+    check_recipe(model_args, data_args, run_args, training_args)  # impossible values stop here, in one line
+    # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
+    with training_args.main_process_first(desc="checkpoint check", local=training_args.save_on_each_node):
+        relaunch = plan_relaunch(resolved_recipe(model_args, data_args, run_args, training_args), training_args,
+                                 run_args)
+    if relaunch.results is not None:
+        return relaunch.results
 
     with training_args.main_process_first(desc="dataset preparation"):
         splits = build_dataset(data_args)
+        counts = VideoCounts(training_args.output_dir, splits, is_main_process=training_args.should_save)
         splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
+    counts.probed(skipped)
     if skipped:
         logger.warning("%d unreadable video(s) left out: %s", len(skipped), "; ".join(f"{p} ({r})" for p, r in skipped))
     for name in splits:
         limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
         if limit is not None and limit < len(splits[name]):
             splits[name] = splits[name].shuffle(seed=data_args.split_seed).select(range(limit))
+            counts.limited(name, limit)
+    check_splits(splits, data_args, evaluation_on=training_args.eval_strategy != "no")
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
 
     model, processor = build_model(model_args, data_args, labels)
+    report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
+                        data_args.short_video)
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
     train_transform, eval_transform, device_batch = build_clip_transforms(
         data_args, model, processor, training_args.device)
     logger.info("training clips are augmented and normalised on the %s", train_transform.placement)
     train_ds = splits["train"].with_transform(train_transform)
-    eval_ds = splits["validation"].with_transform(eval_transform) if "validation" in splits else None
+    eval_ds = splits["validation"].with_transform(counts.wrap(eval_transform)) if "validation" in splits else None
     if eval_ds is None and training_args.eval_strategy != "no":
         logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
         training_args.eval_strategy = "no"
         training_args.load_best_model_at_end = False
 
-    callbacks = list(callbacks or [])
+    callbacks = list(callbacks or []) + relaunch.callbacks
     if run_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(run_args.early_stopping_patience, run_args.early_stopping_threshold))
     trainer = VideoTrainer(
@@ -260,8 +257,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         device_batch=device_batch,
     )
 
-    checkpoint = resume_checkpoint(training_args, run_args)
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
     trainer.save_model()  # also saves the processor (processing_class)
     train_metrics = dict(train_result.metrics)
     train_metrics["train_samples"] = len(splits["train"])
@@ -275,16 +271,19 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     # eval dataloader, and evaluate(test_ds) would silently score the validation set again.
     final_sets = {"validation": eval_ds} if eval_ds is not None else {}
     if "test" in splits:
-        final_sets["test"] = splits["test"].with_transform(eval_transform)
+        final_sets["test"] = splits["test"].with_transform(counts.wrap(eval_transform))
     trainer.eval_dataset = final_sets
     for name, prefix in (("validation", "eval"), ("test", "test")):
         if name not in final_sets:
             continue
+        mark = counts.mark()
         metrics = trainer.evaluate(eval_dataset=name, metric_key_prefix=prefix)
-        metrics[f"{prefix}_samples"] = len(final_sets[name])
+        counts.evaluated(name, prefix, metrics, mark)  # {prefix}_samples: scored; {prefix}_skipped_videos
         trainer.log_metrics(prefix, metrics)
         trainer.save_metrics(prefix, metrics)
         results.update(metrics)
+    if trainer.is_world_process_zero():
+        counts.write()  # skipped_videos.json: split, path and reason of every video not scored
 
     if trainer.is_world_process_zero():
         recipe = resolved_recipe(model_args, data_args, run_args, training_args)
@@ -304,7 +303,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
             batch_size=training_args.per_device_eval_batch_size,
             trainer_state=Path(training_args.output_dir) / "trainer_state.json",
             dataset_splits=splits,
-            skipped=skipped,
+            skipped=counts.probe_skipped("test"),
             description={"split": "test", "dataset": data_args.dataset},
         )
 
@@ -329,7 +328,8 @@ def run(argv: list[str] | None = None, callbacks=None) -> dict[str, float]:
 def cli(argv: list[str] | None = None, callbacks=None) -> int:
     """The command: trains, or ends the process promptly with the traceback and a non-zero status on any failure
     (in the model, loss, metrics, a callback or a loader worker), so no crashed run keeps its GPUs."""
-    run_or_exit(run, argv, callbacks=callbacks)
+    # a user's mistake (an impossible recipe value, a relaunch into another run's folder): one line, status 2
+    run_or_exit(one_line_errors("train.py")(run), argv, callbacks=callbacks)
     return 0
 
 

@@ -66,7 +66,9 @@ def test_adds_info_removes_bad_rows_and_logs_each(video_dir, tmp_path_factory, c
 
     count_probes.clear()
     again, removed_again = metadata.add_video_info(data, cache_dir=cache)
-    assert count_probes == []  # everything, bad files included, came from the cache
+    # the readable files came from the cache; the unreadable ones are probed again (they may have been fixed
+    # without a change of size or mtime, e.g. by chmod)
+    assert sorted(count_probes) == sorted(bad)
     assert again["train"]["video_info"] == out["train"]["video_info"]
     assert sorted(removed_again) == sorted(removed)
 

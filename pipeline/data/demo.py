@@ -22,7 +22,9 @@ Written tree (what the UCF101 code path reads)::
     DIR/ucfTrainTestlist/classInd.txt                  "1 Grow"
     DIR/ucfTrainTestlist/trainlist01.txt               "Grow/v_Grow_g05_c01.avi 1"
     DIR/ucfTrainTestlist/testlist01.txt                "Grow/v_Grow_g01_c01.avi"
-    DIR/demo_manifest.json                             parameters + file list, written last
+    DIR/demo_manifest.json                             parameters + files (size, SHA-256), written last
+
+Regenerating never removes or overwrites a file the generator did not write (see demo_folder.py).
 
 Command line: ``python -m pipeline.data.demo --output_dir DIR [--seed 0]``.
 """
@@ -37,7 +39,7 @@ import logging
 import math
 import multiprocessing
 import os
-import shutil
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -47,14 +49,17 @@ from pathlib import Path
 import av
 import numpy as np
 
+from . import demo_folder
+from ..user_errors import one_line_errors
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_DIR = Path("data/demo")
 MANIFEST_NAME = "demo_manifest.json"
 IN_PROGRESS_NAME = ".demo_generating"
 LOCK_NAME = ".demo.lock"
-VIDEO_DIR = "UCF-101"
-SPLIT_DIR = "ucfTrainTestlist"
+VIDEO_DIR = demo_folder.VIDEO_DIR
+SPLIT_DIR = demo_folder.SPLIT_DIR
 # Bump when the rendering changes, so a cached dataset from older code is regenerated.
 GENERATOR_VERSION = 4
 
@@ -378,11 +383,37 @@ def _write_clip(video_root: Path, params: DemoParams, key: tuple[int, int, int])
     return rel
 
 
-def generate_demo_dataset(output_dir: str | os.PathLike, params: DemoParams, workers: int | None = None) -> list[str]:
+def split_list_texts(params: DemoParams) -> dict[str, str]:
+    """The exact text of classInd.txt, trainlist01.txt and testlist01.txt for these parameters."""
+    train_lines, test_lines = [], []
+    for class_index, group, clip in _clip_list(params):
+        rel = clip_relpath(CLASS_NAMES[class_index], group, clip)
+        if group <= params.num_test_groups:
+            test_lines.append(rel)
+        else:
+            train_lines.append(f"{rel} {class_index + 1}")
+    # UCF101's lists use CRLF line ends; "\n" here, which every reader accepts as well.
+    class_lines = [f"{i + 1} {name}" for i, name in enumerate(CLASS_NAMES)]
+    return {
+        "classInd.txt": "".join(line + "\n" for line in class_lines),
+        "trainlist01.txt": "".join(line + "\n" for line in train_lines),
+        "testlist01.txt": "".join(line + "\n" for line in test_lines),
+    }
+
+
+def expected_files(params: DemoParams) -> list[str]:
+    """Every file the generator writes for these parameters, relative to the dataset folder."""
+    videos = [f"{VIDEO_DIR}/{clip_relpath(CLASS_NAMES[c], g, k)}" for c, g, k in _clip_list(params)]
+    return videos + [f"{SPLIT_DIR}/{name}" for name in split_list_texts(params)]
+
+
+def generate_demo_dataset(output_dir: str | os.PathLike, params: DemoParams, workers: int | None = None,
+                          missing_only: bool = False) -> list[str]:
     """Writes all videos and split lists under `output_dir` (no caching; see ensure_demo_dataset).
 
     Clips are rendered by `workers` processes (default: one per available core); every clip has its own random
-    stream, so the files are the same whatever the count. Returns the video paths relative to UCF-101/.
+    stream, so the files are the same whatever the count. `missing_only`: write only the files that do not
+    exist (an existing file is never overwritten). Returns the video paths relative to UCF-101/.
     """
     root = Path(output_dir)
     video_root, split_root = root / VIDEO_DIR, root / SPLIT_DIR
@@ -390,41 +421,42 @@ def generate_demo_dataset(output_dir: str | os.PathLike, params: DemoParams, wor
     for name in CLASS_NAMES:
         (video_root / name).mkdir(parents=True, exist_ok=True)
     keys = _clip_list(params)
-    workers = min(workers or _available_cores(), 8, len(keys))
-    write = functools.partial(_write_clip, video_root, params)
-    if workers > 1:
-        # fork: the children need only numpy and PyAV, already imported; spawn would re-import the caller
-        # (transformers and torch in train.py) in every child, which costs more than the rendering
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            written = list(pool.map(write, keys, chunksize=16))
-    else:
-        written = [write(key) for key in keys]
-    train_lines, test_lines = [], []
-    for (class_index, group, _), rel in zip(keys, written):
-        if group <= params.num_test_groups:
-            test_lines.append(rel)
+    all_videos = [clip_relpath(CLASS_NAMES[c], g, k) for c, g, k in keys]
+    if missing_only:
+        keys = [key for key, rel in zip(keys, all_videos) if not (video_root / rel).exists()]
+    if keys:
+        workers = min(workers or _available_cores(), 8, len(keys))
+        write = functools.partial(_write_clip, video_root, params)
+        if workers > 1:
+            # fork: the children need only numpy and PyAV, already imported; spawn would re-import the caller
+            # (transformers and torch in train.py) in every child, which costs more than the rendering
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                list(pool.map(write, keys, chunksize=16))
         else:
-            train_lines.append(f"{rel} {class_index + 1}")
-    # UCF101's lists use CRLF line ends; "\n" here, which every reader accepts as well.
-    class_lines = [f"{i + 1} {name}" for i, name in enumerate(CLASS_NAMES)]
-    (split_root / "classInd.txt").write_text("".join(line + "\n" for line in class_lines))
-    (split_root / "trainlist01.txt").write_text("".join(line + "\n" for line in train_lines))
-    (split_root / "testlist01.txt").write_text("".join(line + "\n" for line in test_lines))
-    return written
+            for key in keys:
+                write(key)
+    for name, text in split_list_texts(params).items():
+        if not (missing_only and (split_root / name).exists()):
+            (split_root / name).write_text(text)
+    return all_videos
 
 
 def _read_manifest(root: Path) -> dict | None:
     try:
-        return json.loads((root / MANIFEST_NAME).read_text())
+        manifest = json.loads((root / MANIFEST_NAME).read_text())
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _matches(manifest: dict | None, params: DemoParams) -> bool:
+    return (manifest is not None and manifest.get("params") == asdict(params)
+            and manifest.get("generator_version") == GENERATOR_VERSION and bool(manifest.get("complete")))
 
 
 def _is_complete(root: Path, params: DemoParams) -> bool:
     manifest = _read_manifest(root)
-    if manifest is None or manifest.get("params") != asdict(params):
-        return False
-    if manifest.get("generator_version") != GENERATOR_VERSION or not manifest.get("complete"):
+    if not _matches(manifest, params):
         return False
     # Existence only: a deliberately corrupted copy (bad-input tests) must not be "repaired".
     return all((root / VIDEO_DIR / rel).is_file() for rel in manifest.get("videos", []))
@@ -441,6 +473,72 @@ def _exclusive_lock(root: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _params_of(settings: dict | None) -> DemoParams | None:
+    try:
+        return DemoParams(**settings) if isinstance(settings, dict) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _read_marker(root: Path) -> dict | None:
+    """The in-progress marker: {} for a marker of an older version (no settings recorded), None if absent."""
+    path = root / IN_PROGRESS_NAME
+    if not path.exists():
+        return None
+    try:
+        marker = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+# Any demo video path, whatever the settings (stands in for the file set of an interrupted generation whose
+# settings were not recorded).
+_DEMO_VIDEO_NAME = re.compile(
+    rf"{VIDEO_DIR}/(?P<cls>{'|'.join(CLASS_NAMES)})/v_(?P=cls)_g\d{{2}}_c\d{{2}}\.avi|{SPLIT_DIR}/"
+    r"(classInd|trainlist01|testlist01)\.txt")
+
+
+def _clear_for(root: Path, params: DemoParams, manifest: dict | None, marker: dict | None) -> None:
+    """Makes `root` ready for a generation with `params`: removes the files of the previous demo that the new
+    one does not overwrite, after checking that every file there is the generator's own (else
+    DemoFolderConflict, with nothing changed)."""
+    if manifest is None and marker is None:
+        existing = [name for name in (VIDEO_DIR, SPLIT_DIR) if (root / name).exists()]
+        if existing:
+            raise demo_folder.DemoFolderConflict(
+                f"demo dataset: {root / existing[0]} exists but was not written by the demo generator (no "
+                f"{MANIFEST_NAME}); nothing was changed: choose another folder (dataset_dir in a recipe, "
+                "--output_dir for python -m pipeline.data.demo)")
+        return
+    old_params = _params_of(manifest.get("params")) if manifest else None
+    marker_params = _params_of(marker.get("params")) if marker else None
+    interrupted = None
+    if marker is not None:
+        interrupted = set(expected_files(marker_params)) if marker_params else set()
+    sort = demo_folder.sort_files(
+        root, manifest=manifest,
+        manifest_lists=split_list_texts(old_params) if old_params and "files" not in manifest else None,
+        interrupted=interrupted, demo_name=_DEMO_VIDEO_NAME if marker is not None and not marker_params else None,
+    )
+    if manifest is not None:
+        why = "it holds a demo made with other settings (" + demo_folder.settings_change(
+            manifest.get("params"), asdict(params), manifest.get("generator_version"), GENERATOR_VERSION) + ")"
+    else:
+        why = "an earlier generation there was interrupted"
+    if sort.foreign:
+        raise demo_folder.DemoFolderConflict(
+            f"demo dataset: {root} cannot be regenerated without touching files that are not the generator's: "
+            f"{why}, and {len(sort.foreign)} file(s) there were not written by it or changed since: "
+            f"{sort.describe_foreign()}. Nothing was changed: move those files away, or choose another folder "
+            "(dataset_dir in a recipe, --output_dir for python -m pipeline.data.demo)")
+    stale = sorted(set(sort.ours) - set(expected_files(params)))
+    if sort.ours:
+        logger.warning("demo dataset: %s: %s; replacing the generator's own %d file(s) (%d removed, the rest "
+                       "rewritten), no other file touched", root, why, len(sort.ours), len(stale))
+    demo_folder.remove_files(root, stale)
+
+
 def ensure_demo_dataset(
     output_dir: str | os.PathLike = DEFAULT_DIR,
     seed: int = 0,
@@ -452,9 +550,13 @@ def ensure_demo_dataset(
 ) -> Path:
     """Returns `output_dir` holding a complete demo dataset with these parameters, generating it if needed.
 
-    A dataset counts as complete only once its manifest is written, which happens last, so an
-    interrupted generation is redone rather than half-used. `workers`: rendering processes (default: one per core). Refuses to overwrite a UCF-101/ or
-    ucfTrainTestlist/ folder that this generator did not write.
+    A dataset counts as complete only once its manifest is written, which happens last, so an interrupted
+    generation is redone rather than half-used. `workers`: rendering processes (default: one per core).
+    Never removes or overwrites a file it did not write: a folder holding a demo of other settings, or the
+    remains of an interrupted generation, is regenerated only when every file under UCF-101/ and
+    ucfTrainTestlist/ is the generator's own and unchanged (see pipeline.data.demo_folder); otherwise it stops
+    with DemoFolderConflict naming the other files. A demo with these settings that only lacks some files gets
+    just those written.
     """
     params = DemoParams(seed, clips_per_class, groups_per_class, size, num_frames)
     root = Path(output_dir)
@@ -464,33 +566,31 @@ def ensure_demo_dataset(
     with _exclusive_lock(root):
         if _is_complete(root, params):  # another process finished it while we waited
             return root
-        ours = (root / MANIFEST_NAME).exists() or (root / IN_PROGRESS_NAME).exists()
-        for name in (VIDEO_DIR, SPLIT_DIR):
-            if (root / name).exists() and not ours:
-                raise FileExistsError(
-                    f"demo dataset: {root / name} exists but was not written by the demo generator "
-                    f"(no {MANIFEST_NAME}); choose another --output_dir"
-                )
-        (root / IN_PROGRESS_NAME).touch()
-        (root / MANIFEST_NAME).unlink(missing_ok=True)
-        for name in (VIDEO_DIR, SPLIT_DIR):
-            shutil.rmtree(root / name, ignore_errors=True)
+        manifest, marker = _read_manifest(root), _read_marker(root)
+        fill_in = marker is None and _matches(manifest, params)
+        if not fill_in:
+            _clear_for(root, params, manifest, marker)
+        demo_folder.write_marker(root / IN_PROGRESS_NAME, json.dumps({"params": asdict(params),
+                                                                      "generator_version": GENERATOR_VERSION}))
         start = time.perf_counter()
-        videos = generate_demo_dataset(root, params, workers)
+        videos = generate_demo_dataset(root, params, workers, missing_only=fill_in)
         seconds = time.perf_counter() - start
+        files = {rel: demo_folder.file_digest(root / rel) for rel in expected_files(params)}
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": asdict(params),
             "classes": CLASS_NAMES,
             "num_videos": len(videos),
             "videos": videos,
+            "files": files,
             "complete": True,
         }
         tmp = root / (MANIFEST_NAME + ".tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
         os.replace(tmp, root / MANIFEST_NAME)
         (root / IN_PROGRESS_NAME).unlink()
-        logger.info("demo dataset: wrote %d videos to %s in %.1f s", len(videos), root, seconds)
+        action = "filled in the missing files of" if fill_in else "wrote"
+        logger.info("demo dataset: %s %d videos in %s (%.1f s)", action, len(videos), root, seconds)
     return root
 
 
@@ -505,9 +605,10 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--num_frames", type=int, default=32, help="frames per clip (25 fps)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    root = ensure_demo_dataset(
-        args.output_dir, args.seed, args.clips_per_class, args.groups_per_class, args.size, args.num_frames
-    )
+    with one_line_errors("python -m pipeline.data.demo"):
+        root = ensure_demo_dataset(
+            args.output_dir, args.seed, args.clips_per_class, args.groups_per_class, args.size, args.num_frames
+        )
     print(root)
     return root
 

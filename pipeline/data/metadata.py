@@ -3,8 +3,10 @@
 `add_video_info` adds a "video_info" column (a `VideoInfo` as a dict) to a `datasets.Dataset` or
 `DatasetDict`, so that no training sample re-probes its file, and removes the rows whose video cannot be read.
 Probe results are cached on disk in an SQLite file keyed by absolute path, size and modification time: a
-second run re-probes only new or changed files. Unreadable files are cached too (they stay unreadable until
-they change).
+second run re-probes only new or changed files. Only successful probes are cached: a file that could not be
+read is probed again on the next run (fixing its permissions with chmod leaves size and mtime alone). A cache
+file that is not a readable database is moved aside (named in a warning, never deleted) and a new one started;
+a cache folder that cannot be written leaves the run without a cache, with a warning.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import sqlite3
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Optional, Union
@@ -147,25 +150,81 @@ def _cache_key(path: str) -> Optional[str]:
 
 
 class _ProbeCache:
-    """SQLite table: key -> JSON of a VideoInfo or of {"error": reason}. Safe for concurrent runs (DDP)."""
+    """SQLite table: key -> JSON of a VideoInfo. Safe for concurrent runs (DDP).
+
+    A corrupt database file is moved aside (``video_info.sqlite.corrupt-<time>``) and replaced by a new one; an
+    unusable cache (unwritable folder, a database that fails later) degrades to an in-memory one, with a
+    warning naming the file: the cache only saves time, it must never stop a run."""
 
     def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "video_info.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("CREATE TABLE IF NOT EXISTS probes (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(self.path)
+        except sqlite3.DatabaseError as error:
+            if not self.path.is_file() or isinstance(error, sqlite3.OperationalError) and not _corrupt(error):
+                self._db = self._without_cache(error)
+                return
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            try:
+                os.replace(self.path, aside)
+            except OSError as move_error:
+                self._db = self._without_cache(f"{error}; could not move it aside: {move_error}")
+                return
+            logger.warning("video probe cache %s is not a readable database (%s): moved to %s, starting a new one",
+                           self.path, error, aside)
+            try:
+                self._db = self._open(self.path)
+            except sqlite3.DatabaseError as again:
+                self._db = self._without_cache(again)
+        except OSError as error:
+            self._db = self._without_cache(error)
+
+    @staticmethod
+    def _open(path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS probes (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            db.execute("SELECT count(*) FROM probes LIMIT 1").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _without_cache(self, reason) -> sqlite3.Connection:
+        logger.warning("video probe cache %s cannot be used (%s): probing without a cache this run", self.path, reason)
+        self.path = Path(":memory:")
+        return self._open(":memory:")
 
     def get(self, key: str) -> Optional[ProbeResult]:
-        row = self._db.execute("SELECT value FROM probes WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT value FROM probes WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as error:
+            self._db = self._without_cache(error)
+            return None
         if row is None:
             return None
-        value = json.loads(row[0])
-        return value["error"] if "error" in value else VideoInfo.from_dict(value)
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or "error" in value:
+            return None  # failures are probed again (entries written by older versions included)
+        return VideoInfo.from_dict(value)
 
     def put_many(self, items) -> None:
-        rows = [(key, json.dumps({"error": r} if isinstance(r, str) else r.to_dict())) for key, r in items]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO probes (key, value) VALUES (?, ?)", rows)
+        rows = [(key, json.dumps(r.to_dict())) for key, r in items if not isinstance(r, str)]
+        try:
+            with self._db:
+                self._db.executemany("INSERT OR REPLACE INTO probes (key, value) VALUES (?, ?)", rows)
+        except sqlite3.DatabaseError as error:
+            self._db = self._without_cache(error)
 
     def close(self) -> None:
         self._db.close()
+
+
+def _corrupt(error: sqlite3.Error) -> bool:
+    """An error that says the file itself is bad (rather than locked or unreachable)."""
+    text = str(error).lower()
+    return any(part in text for part in ("not a database", "malformed", "corrupt", "file is encrypted"))

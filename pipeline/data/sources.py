@@ -32,7 +32,8 @@ def build_dataset(data_args) -> DatasetDict:
             splits_dir=data_args.splits_dir,
             validation_fraction=data_args.validation_fraction,
             seed=data_args.split_seed,
-            on_missing=data_args.on_missing_video,
+            # "skip": the missing rows stay until probing, which leaves them out and counts them as skipped
+            on_missing="keep" if data_args.on_missing_video == "skip" else data_args.on_missing_video,
         )
     if not data_args.dataset_dir:
         raise ValueError(f"dataset_dir is required for dataset '{kind}'")

@@ -200,7 +200,8 @@ def _report_missing(missing: list[ListEntry], videos_dir: Path, on_missing: str)
     message = f"{len(missing)} video(s) named in the split lists are missing under {videos_dir}:"
     message += f"\n{listed}{more}"
     if on_missing == "error":
-        raise FileNotFoundError(message + "\n(pass on_missing='skip' to drop them)")
+        raise FileNotFoundError(message + "\n(--on_missing_video skip, or on_missing='skip' from Python, "
+                                          "leaves them out)")
     logger.warning("skipping %s", message)
 
 
@@ -233,10 +234,12 @@ def load_ucf101(
     Columns: `video` (absolute path), `label` (ClassLabel, classInd order), `group`
     ("<Class>_gNN"). "validation" holds whole groups carved from the train list, about
     `validation_fraction` of each class's groups (at least one); it is absent when the
-    fraction is 0. `on_missing`: "error" (default) or "skip" for listed videos not on disk.
+    fraction is 0. `on_missing`: "error" (default) or "skip" for listed videos not on disk; "keep" also warns
+    but keeps their rows (path as listed), for callers that probe every video next and report the missing
+    ones with the unreadable ones (train.py and pipeline.evaluation: exact counts).
     """
-    if on_missing not in ("error", "skip"):
-        raise ValueError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if on_missing not in ("error", "skip", "keep"):
+        raise ValueError(f"on_missing_video must be 'error' or 'skip', got {on_missing!r}")
     if isinstance(split, bool) or not isinstance(split, int) or split < 1:
         raise ValueError(f"split must be a positive integer (1, 2 or 3 for UCF101), got {split!r}")
     if not 0 <= validation_fraction < 1:
@@ -252,6 +255,10 @@ def load_ucf101(
     train_found, train_missing = _locate(train_entries, tree)
     test_found, test_missing = _locate(test_entries, tree)
     _report_missing(train_missing + test_missing, videos_dir, on_missing)
+
+    if on_missing == "keep":
+        train_found += [(e, videos_dir / e.relative_path) for e in train_missing]
+        test_found += [(e, videos_dir / e.relative_path) for e in test_missing]
 
     def rows(found: list[tuple[ListEntry, Path]]) -> list[tuple[str, int, str]]:
         return [(str(path), e.label, _group_of(path, class_names[e.label])) for e, path in found]

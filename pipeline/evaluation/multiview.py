@@ -390,7 +390,11 @@ def evaluate_model(
     metrics = compute_metrics(video_scores, labels, class_names, clip_scores=clip_scores, clip_labels=clip_labels,
                               k=TOP_K)
     all_skipped = [{"video": os.fspath(p), "reason": r} for p, r in skipped] + failed
+    listed = len(dataset) + len(skipped)
+    if len(order) + len(all_skipped) != listed and state.is_main_process:
+        logger.warning("%d video(s) listed but %d scored and %d skipped", listed, len(order), len(all_skipped))
     metrics.update(
+        listed_videos=listed,
         num_clips=num_clips,
         num_crops=num_crops,
         views_per_video=sorted(view_counts)[0] if len(view_counts) == 1 else sorted(view_counts),
@@ -480,6 +484,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--ucf101_split", type=int, default=1, help="official UCF101 split 1, 2 or 3")
     parser.add_argument("--splits_dir", help="UCF101 ucfTrainTestlist folder, if elsewhere")
+    parser.add_argument("--on_missing_video", default="error", choices=["error", "skip"],
+                        help="a listed video that is not on disk: stop (error) or count it as skipped (skip)")
     parser.add_argument("--num_clips", type=int, default=1, help="temporal clips per video (K)")
     parser.add_argument("--num_crops", type=int, default=1, help="spatial crops per clip (C): 1 or 3")
     parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
@@ -508,11 +514,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     state = process_state()
     data_args = DataArguments(dataset=args.dataset, dataset_dir=args.dataset_dir, splits_dir=args.splits_dir,
-                              ucf101_split=args.ucf101_split)
+                              ucf101_split=args.ucf101_split, on_missing_video=args.on_missing_video)
     with state.main_process_first():
         splits = build_dataset(data_args)
         if args.split not in splits:
-            raise ValueError(f"split {args.split!r} not in the dataset (has: {', '.join(splits)})")
+            from pipeline.user_errors import UserValueError
+
+            raise UserValueError(f"--split {args.split!r} is not in the dataset (it has: {', '.join(splits)})")
         dataset = splits[args.split]
         if args.max_videos is not None and args.max_videos < len(dataset):
             dataset = dataset.select(range(args.max_videos))
@@ -533,4 +541,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.user_errors import one_line_errors
+
+    with one_line_errors("python -m pipeline.evaluation"):
+        main()

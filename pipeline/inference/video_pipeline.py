@@ -7,10 +7,14 @@ the model config and the saved image processor), so a model card's numbers are r
 ``pipeline()``.
 
 Inputs: a path, an http(s) URL, raw bytes of a video file, a uint8 array (frames, H, W, 3), or a list of
-these. Options (at construction or per call): ``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax
-averaged), ``timeline=True`` with ``window`` / ``stride`` in seconds or ``window_frames`` / ``stride_frames``
-in frames (sliding windows over the whole video), ``function_to_apply``, ``batch_size`` (views per forward
-pass) and ``num_workers`` (decoding processes for a list of videos).
+these (``video_source.py``: checks, bounded downloads, content sniffing; in a list, an input that fails gives
+``{"video", "error"}`` in its place and the others their results). Options (at construction or per call):
+``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax averaged), ``timeline=True`` with ``window`` /
+``stride`` in seconds or ``window_frames`` / ``stride_frames`` in frames (sliding windows over the whole video;
+variable-frame-rate videos get their real times, ``frame_times.py``), ``function_to_apply``, ``batch_size``
+(views per forward pass), ``num_workers`` (decoding processes for a list of videos), and for URLs ``timeout``
+(seconds, or a (connect, read) pair), ``max_download_bytes``, ``max_download_seconds``. Impossible values are
+refused with a one-line error (``options.py``).
 
 Decoding yields uint8 frames; the views are resized, cropped and normalised on the model's device
 (``preprocessing.clip_views``). A list of videos goes through ``video_scoring`` (the machinery of
@@ -22,9 +26,7 @@ torch, transformers and siblings (views, decoding, transforms).
 
 from __future__ import annotations
 
-import os
-import tempfile
-import urllib.request
+import functools
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -33,9 +35,12 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
+from .frame_times import frame_times, windows_by_time
+from .options import check_options
 from .preprocessing import VideoPreprocessing, clip_views
 from .sampling import eval_clip_indices
 from .video_scoring import DEFAULT_BATCH_SIZE, ClipPlan, VideoClips, default_num_workers, score_videos
+from .video_source import ITEM_ERRORS, DownloadLimits, VideoSource, call_each, describe
 from .views import clip_frames, sample_clips
 
 # Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.
@@ -89,6 +94,9 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         frame_sampling_rate: Optional[int] = None,
         frame_sampling_strategy: Optional[str] = None,
         function_to_apply: Optional[str] = None,
+        timeout=None,
+        max_download_bytes: Optional[int] = None,
+        max_download_seconds: Optional[float] = None,
     ):
         preprocess = {
             key: value
@@ -96,16 +104,15 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 num_clips=num_clips, num_crops=num_crops, timeline=timeline, window=window, stride=stride,
                 window_frames=window_frames, stride_frames=stride_frames, fps=fps, num_frames=num_frames,
                 frame_sampling_rate=frame_sampling_rate, frame_sampling_strategy=frame_sampling_strategy,
+                timeout=timeout, max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
             ).items()
             if value is not None
         }
+        check_options({**preprocess, "top_k": top_k, "function_to_apply": function_to_apply})
         postprocess = {}
         if top_k is not None:
             postprocess["top_k"] = top_k
         if function_to_apply is not None:
-            if function_to_apply not in ("softmax", "sigmoid", "none"):
-                raise ValueError(
-                    f"function_to_apply must be softmax, sigmoid or none, got {function_to_apply!r}")
             postprocess["function_to_apply"] = function_to_apply
         return preprocess, {}, postprocess
 
@@ -121,12 +128,19 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         if isinstance(inputs, tuple):
             inputs = list(inputs)
         # batch_size counts views per forward pass here (a video is one chunk of K x C views, or of windows)
-        self.views_per_forward = int(kwargs.pop("batch_size", None) or self._batch_size or DEFAULT_BATCH_SIZE)
-        num_workers = kwargs.pop("num_workers", None)
-        if isinstance(inputs, list) and len(inputs) > 1 and not kwargs.get("timeline", self._preprocess_params.get(
-                "timeline", False)):
-            return self._classify_many(inputs, num_workers, kwargs)
-        return super().__call__(inputs, batch_size=1, num_workers=0, **kwargs)
+        views, num_workers = kwargs.pop("batch_size", None), kwargs.pop("num_workers", None)
+        check_options({"batch_size": views, "num_workers": num_workers})
+        self.views_per_forward = int(views or self._batch_size or DEFAULT_BATCH_SIZE)
+        run = super().__call__
+        if isinstance(inputs, list):  # one result, or {"video", "error"}, per input
+            if not inputs:
+                return []
+            self._sanitize_parameters(**kwargs)  # an impossible option fails the call, not each input
+            if len(inputs) > 1 and not kwargs.get("timeline", self._preprocess_params.get("timeline", False)):
+                return self._classify_many(inputs, num_workers, kwargs)
+            return call_each(lambda batch, **options: run(batch, batch_size=1, num_workers=0, **options), inputs,
+                             kwargs)
+        return run(inputs, batch_size=1, num_workers=0, **kwargs)
 
     def _classify_many(self, videos: list, num_workers: Optional[int], kwargs: dict) -> list:
         """A list of videos through the evaluation's machinery: parallel decoding, views batched across videos."""
@@ -137,15 +151,24 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                                                          preprocess.get("frame_sampling_rate"),
                                                          preprocess.get("frame_sampling_strategy"))
         num_clips, num_crops = int(preprocess.get("num_clips", 1)), int(preprocess.get("num_crops", 1))
+        limits = DownloadLimits.from_options(preprocess.get("timeout"), preprocess.get("max_download_bytes"),
+                                             preprocess.get("max_download_seconds"))
         clips = VideoClips(lambda i: (videos[i], None), len(videos),
-                           ClipPlan(clip_len, rate, strategy, short, num_clips), open_source=_VideoSource,
-                           skippable=())
+                           ClipPlan(clip_len, rate, strategy, short, num_clips),
+                           open_source=functools.partial(VideoSource, limits=limits), skippable=ITEM_ERRORS)
         workers = default_num_workers(len(videos)) if num_workers is None else int(num_workers)
+        errors: dict[int, str] = {}  # a video that cannot be read: its error takes its place in the results
+
+        def note_error(item):
+            if "error" in item:
+                errors[int(item["index"])] = item["error"]
+
         scores, _ = score_videos(self._logits, clips, prep=self.preprocessing, num_crops=num_crops,
                                  batch_size=self.views_per_forward, num_workers=workers, device=self.device,
-                                 dtype=self.model.dtype, activation=lambda logits: logits.float())
+                                 dtype=self.model.dtype, activation=lambda logits: logits.float(), on_video=note_error)
         return [self.postprocess([{"logits": torch.from_numpy(scores[i]), "windows": torch.zeros(len(scores[i])),
                                    "spans": torch.tensor([[0, -1]]), "fps": 0.0}], **postprocess)
+                if i in scores else {"video": describe(videos[i]), "error": errors.get(i, "could not be read")}
                 for i in range(len(videos))]
 
     def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
@@ -173,12 +196,16 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         num_frames: Optional[int] = None,
         frame_sampling_rate: Optional[int] = None,
         frame_sampling_strategy: Optional[str] = None,
+        timeout=None,
+        max_download_bytes: Optional[int] = None,
+        max_download_seconds: Optional[float] = None,
     ) -> Iterator[dict[str, Any]]:
         """Yields chunks of decoded uint8 frames with the positions of their clips: one chunk per video, or per
         group of timeline windows (bounded memory for any video length)."""
         clip_len, rate, strategy, short = self._sampling(
             num_frames, frame_sampling_rate, frame_sampling_strategy)
-        with _VideoSource(video) as source:
+        limits = DownloadLimits.from_options(timeout, max_download_bytes, max_download_seconds)
+        with VideoSource(video, limits) as source:
             if not timeline:
                 clips, info = sample_clips(source.value, num_frames=clip_len, rate=rate, strategy=strategy,
                                            num_clips=num_clips, short=short)
@@ -191,10 +218,20 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             info = probe_video(source.value) if source.is_file else None
             total = info.num_frames if info is not None else len(source.value)
             rate_hz = fps or (info.fps if info is not None else None)
-            windows = timeline_windows(
-                total, rate_hz, clip_span=(clip_len - 1) * rate + 1 if strategy == "dense" else None,
-                window=window, stride=stride, window_frames=window_frames, stride_frames=stride_frames,
-            )
+            clip_span = (clip_len - 1) * rate + 1 if strategy == "dense" else None
+            # a variable frame rate: real times (None when frame / fps is right, or fps was given)
+            times = frame_times(source.value, total, info.fps) if info is not None and not fps else None
+            if times is not None:
+                rate_hz = total / float(times[-1])  # the average rate, for the output's "fps"
+            if times is not None and window_frames is None and stride_frames is None and (
+                    window is not None or clip_span is None):
+                seconds = window if window is not None else DEFAULT_WINDOW_SECONDS
+                windows = windows_by_time(times, seconds, stride if stride is not None else seconds)
+            else:
+                windows = timeline_windows(
+                    total, rate_hz, clip_span=clip_span,
+                    window=window, stride=stride, window_frames=window_frames, stride_frames=stride_frames,
+                )
             for group_start in range(0, len(windows), WINDOWS_PER_DECODE):
                 group = windows[group_start:group_start + WINDOWS_PER_DECODE]
                 clips = [start + clip for start, end in group
@@ -206,6 +243,9 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 yield {"frames": frames, "positions": positions, "num_crops": num_crops,
                        "windows": torch.arange(group_start, group_start + len(group)).repeat_interleave(per_window),
                        "spans": torch.tensor(group), "fps": float(rate_hz or 0.0),
+                       # real start and end times of the windows (-1: frame / fps is right)
+                       "times": (torch.tensor([[times[s], times[e]] for s, e in group], dtype=torch.float64)
+                                 if times is not None else torch.full((len(group), 2), -1.0, dtype=torch.float64)),
                        "is_last": group_start + len(group) == len(windows)}
 
     # -- model -----------------------------------------------------------------------------------------------
@@ -232,6 +272,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
 
         per_window: dict[int, list[torch.Tensor]] = {}
         spans: dict[int, tuple[int, int]] = {}
+        times: dict[int, tuple[float, float]] = {}
         fps = 0.0
         for output in model_outputs:
             scores = _activate(output["logits"].reshape(-1, output["logits"].shape[-1]), function_to_apply)
@@ -241,6 +282,10 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             first = int(windows[0]) if windows else 0
             for offset, (start, end) in enumerate(output["spans"].reshape(-1, 2).tolist()):
                 spans[first + offset] = (int(start), int(end))
+            if "times" in output:  # real times of a variable-frame-rate video
+                for offset, (start_s, end_s) in enumerate(output["times"].reshape(-1, 2).tolist()):
+                    if start_s >= 0:
+                        times[first + offset] = (start_s, end_s)
             fps = float(_scalar(output["fps"])) or fps
         # a window's score: the mean over its views (clips x crops), as the evaluation averages softmax
         scores = {w: torch.stack(v).mean(dim=0) for w, v in sorted(per_window.items())}
@@ -251,9 +296,10 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         timeline = []
         for window, score in scores.items():
             start, end = spans[window]
+            start_s, end_s = times.get(window, (start / fps, end / fps) if fps else (None, None))
             timeline.append({
-                "start": round(start / fps, 3) if fps else None,
-                "end": round(end / fps, 3) if fps else None,
+                "start": round(start_s, 3) if start_s is not None else None,
+                "end": round(end_s, 3) if end_s is not None else None,
                 "start_frame": start, "end_frame": end,
                 "predictions": self._top(score, top_k),
             })
@@ -324,51 +370,6 @@ def _activate(logits: torch.Tensor, function: str) -> torch.Tensor:
     if function == "sigmoid":
         return logits.sigmoid()
     return logits
-
-
-class _VideoSource:
-    """Turns a pipeline input into what ``load_views`` reads: a path or a uint8 (T, H, W, 3) array.
-
-    Bytes and URLs go through a temporary file, removed on exit (PyAV's seeking decoder reads files)."""
-
-    def __init__(self, video):
-        self.video = video
-        self.value = None
-        self.is_file = True
-        self._temporary: Optional[str] = None
-
-    def __enter__(self) -> "_VideoSource":
-        video = self.video
-        if isinstance(video, np.ndarray):
-            if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-                raise ValueError("a video array must be uint8 (frames, height, width, 3), got "
-                                 f"{video.dtype} {tuple(video.shape)}")
-            self.value, self.is_file = video, False
-            return self
-        if isinstance(video, str) and video.startswith(("http://", "https://")):
-            with urllib.request.urlopen(video) as response:  # noqa: S310 - the user asked for this URL
-                video = response.read()
-        if isinstance(video, (bytes, bytearray, memoryview)):
-            handle = tempfile.NamedTemporaryFile(prefix="video-", suffix=".bin", delete=False)
-            with handle:
-                handle.write(video)
-            self._temporary = self.value = handle.name
-            return self
-        if isinstance(video, (str, os.PathLike)):
-            path = os.fspath(video)
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: no such video file")
-            self.value = path
-            return self
-        raise TypeError(f"unsupported video input {type(video).__name__}: expected a path, URL, bytes or a "
-                        "uint8 array (frames, height, width, 3)")
-
-    def __exit__(self, *exc) -> None:
-        if self._temporary is not None:
-            try:
-                os.unlink(self._temporary)
-            except OSError:
-                pass
 
 
 __all__ = ["PyAVVideoClassificationPipeline", "timeline_windows"]

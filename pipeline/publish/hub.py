@@ -18,6 +18,11 @@ training output should keep working with a plain ``pipeline()`` after ``import p
 train.py (``--push_to_hub``): after ``trainer.push_to_hub()`` (which writes the Trainer's own README and waits
 for its checkpoint uploads), ``push_model_dir(output_dir, trainer.hub_model_id, ...)`` uploads our card,
 figures, remote code and config in one more commit.
+
+Secrets: ``training_args.bin`` (the Trainer's pickle of its arguments; a consumer cannot load a pickle safely,
+and one written by an older version may hold the Hub token) is never uploaded; ``recipe.yaml`` is uploaded with
+its secrets removed (``pipeline.redaction.redact_recipe``); and before anything is sent every file is checked
+for the token in use and for token-shaped strings: a file holding one stops the upload with its name.
 """
 
 from __future__ import annotations
@@ -30,9 +35,12 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
 from transformers.dynamic_module_utils import get_relative_import_files
 
+from ..redaction import find_secrets, live_tokens, redact_recipe
+from ..user_errors import UserValueError, one_line_errors
 from .model_card import build_model_card, write_model_card
 
 PIPELINE_TASK = "video-classification"
@@ -41,8 +49,17 @@ PIPELINE_MODULE = PACKAGE_DIR / "inference" / "video_pipeline.py"
 PIPELINE_CLASS = "PyAVVideoClassificationPipeline"
 MODELS_DIR = PACKAGE_DIR / "models"
 
-# Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them).
-IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/*", "_*", ".*", "*/.*", "__pycache__/*", "*/__pycache__/*")
+# Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them), and the
+# Trainer's pickle of its arguments (see the module docstring).
+IGNORE_PATTERNS = ("checkpoint-*", "checkpoint-*/*", "_*", ".*", "*/.*", "__pycache__/*", "*/__pycache__/*",
+                   "training_args.bin", "*/training_args.bin")
+# Files are read in pieces this large when checked for secrets (a piece overlaps the next by SCAN_OVERLAP).
+SCAN_CHUNK = 16 << 20
+SCAN_OVERLAP = 512
+
+
+class SecretInUploadError(UserValueError):
+    """A file about to be uploaded holds an access token; nothing was uploaded."""
 
 
 def custom_pipelines_entry() -> dict[str, Any]:
@@ -113,6 +130,9 @@ def hub_operations(
         relative = path.relative_to(model_dir).as_posix()
         if path.is_file() and not _ignored(relative):
             files[relative] = path
+    if "recipe.yaml" in files:
+        recipe = yaml.safe_load(Path(files["recipe.yaml"]).read_text()) or {}
+        files["recipe.yaml"] = yaml.safe_dump(redact_recipe(recipe), sort_keys=False).encode("utf-8")
     card, figures = build_model_card(model_dir, repo_id=repo_id, **card_kwargs)
     files["README.md"] = str(card).encode("utf-8")
     for source, target in figures:
@@ -122,6 +142,38 @@ def hub_operations(
     config["custom_pipelines"] = custom_pipelines_entry()
     files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
     return [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in files.items()]
+
+
+def check_no_secrets(operations: list[CommitOperationAdd], secrets: list[str]) -> None:
+    """Raises SecretInUploadError naming every file of the upload that holds one of ``secrets`` or a
+    token-shaped string."""
+    problems = []
+    for operation in operations:
+        content = operation.path_or_fileobj
+        if isinstance(content, (bytes, bytearray)):
+            found = find_secrets(bytes(content), secrets)
+        else:
+            found = _scan_file(Path(content), secrets)
+        if found:
+            problems.append(f"{operation.path_in_repo} ({found[0]})")
+    if problems:
+        raise SecretInUploadError(
+            f"upload stopped, nothing was sent: {len(problems)} file(s) hold an access token: "
+            f"{'; '.join(problems[:10])}. Remove the token from them (or the files from the folder) and push again")
+
+
+def _scan_file(path: Path, secrets: list[str]) -> list[str]:
+    found: list[str] = []
+    tail = b""
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(SCAN_CHUNK)
+            if not chunk:
+                return found
+            found = find_secrets(tail + chunk, secrets)
+            if found:
+                return found
+            tail = chunk[-SCAN_OVERLAP:]
 
 
 def push_model_dir(
@@ -141,8 +193,15 @@ def push_model_dir(
     card_kwargs go to ``build_model_card`` (license, dataset, eval_dirs, extra_tags). ``endpoint`` defaults to
     ``HF_ENDPOINT``; ``token`` to the logged-in token / ``HF_TOKEN``."""
     api = HfApi(endpoint=endpoint, token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    # build and check every file first: a folder holding a token must not even get its repo created
+    secrets = [t for t in [token, *live_tokens()] if t]
     operations = hub_operations(model_dir, repo_id=repo_id, **card_kwargs)
+    check_no_secrets(operations, secrets)
+    created = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if created != repo_id:  # "name" became "user/name": the card names the full id
+        operations = hub_operations(model_dir, repo_id=created, **card_kwargs)
+        check_no_secrets(operations, secrets)
+    repo_id = created
     return api.create_commit(repo_id=repo_id, operations=operations, commit_message=commit_message,
                              revision=revision)
 
@@ -186,4 +245,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors("python -m pipeline.publish"):
+        sys.exit(main())

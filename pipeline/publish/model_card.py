@@ -23,6 +23,8 @@ from typing import Any, Optional
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..redaction import redact_recipe
+
 FIGURES_DIR = "figures"
 EVALUATION_DIR_NAMES = ("evaluation", "eval")
 
@@ -251,7 +253,7 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
         recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text()) or {}
         if not isinstance(recipe, dict):
             raise ValueError(f"{model_dir / 'recipe.yaml'}: expected a mapping of key: value")
-    return ModelFacts(model_dir, config, recipe)
+    return ModelFacts(model_dir, config, redact_recipe(recipe))
 
 
 def _dataset_identity(

@@ -124,6 +124,9 @@ class VideoCollator:
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         good = [e for e in examples if e["row"] is not None]
         self.dropped += len(examples) - len(good)
+        if not good and any(e.get("evaluation") for e in examples):
+            # an evaluation batch scores nothing rather than a copy: each video counts once (training.video_counts)
+            return {"pixel_values": torch.empty(0), "labels": torch.empty(0, dtype=torch.long)}
         if not good:
             if self._last_good is None:
                 raise RuntimeError("every video of the first batch failed to decode; see the warnings above")

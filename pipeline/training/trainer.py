@@ -16,21 +16,26 @@ import logging
 import os
 
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from pipeline.training.device_batch import DeviceBatch
+from .checkpoints import RunFolderState, checkpoint_writes
+from .video_counts import empty_prediction
 
 logger = logging.getLogger(__name__)
 
 
 class VideoTrainer(Trainer):
-    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied), and
+    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied),
     whose batches are turned into model inputs on the training device (``device_batch``: uint8 clips from the
-    loader augmented, resized and normalised there) before every training and prediction step."""
+    loader augmented, resized and normalised there) before every training and prediction step, and whose run
+    folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints)."""
 
     def __init__(self, *args, device_batch: DeviceBatch | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.device_batch = device_batch
+        self.add_callback(RunFolderState())
 
     def _device_inputs(self, inputs):
         if self.device_batch is None:
@@ -41,7 +46,21 @@ class VideoTrainer(Trainer):
         return super().training_step(model, self._device_inputs(inputs), num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        labels = inputs.get("labels")
+        if labels is not None and labels.numel() == 0:  # every video of this evaluation batch failed to decode
+            return empty_prediction(self.model, labels.to(self.args.device), prediction_loss_only)
         return super().prediction_step(model, self._device_inputs(inputs), prediction_loss_only, ignore_keys)
+
+    def _save_checkpoint(self, model, trial):
+        folder = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        with checkpoint_writes(folder, model=self.model):
+            super()._save_checkpoint(model, trial)
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        if _internal_call:  # inside _save_checkpoint, which reports for the whole checkpoint
+            return super().save_model(output_dir, _internal_call)
+        with checkpoint_writes(output_dir or self.args.output_dir, model=self.model, is_checkpoint=False):
+            return super().save_model(output_dir, _internal_call)
 
     def _plain_checkpoint(self, folder: str | None) -> bool:
         if not folder or self.is_fsdp_enabled or self.is_deepspeed_enabled:
