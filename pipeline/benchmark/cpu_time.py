@@ -7,12 +7,19 @@ whether the other cores are busy or idle.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from pathlib import Path
 
 
 def children_cpu_s() -> float:
-    """User + system CPU seconds of this process's live child processes (loader workers), from /proc."""
+    """User + system CPU seconds of this process's child processes (loader workers): those that ended and were
+    waited for (getrusage) and those still running (from /proc)."""
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ended.ru_utime + ended.ru_stime + _live_children_cpu_s()
+
+
+def _live_children_cpu_s() -> float:
     ticks = os.sysconf("SC_CLK_TCK")
     try:
         children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()

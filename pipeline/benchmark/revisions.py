@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for name, tree in (("baseline", baseline), ("current", REPO)):
                     for kind in ("train", "eval"):
                         row = measure(tree, args.corpus.resolve(), args.videos, args.workers, kind)
-                        results["rounds"].append({"tree": name, "kind": kind, **row})
+                        results["rounds"].append({**row, "path": row["tree"], "tree": name, "kind": kind})
                         print(json.dumps(results["rounds"][-1]), flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)],
