@@ -221,7 +221,7 @@ def _sample_frames(path: str, info: Any, count: int = 4, height: int = 112) -> n
     if info is None:
         from pipeline.inference.decoding import probe_video
 
-        info = probe_video(path)
+        info = probe_video(path, skip_table=False)
     width = max(2, int(round(height * info.width / max(info.height, 1) / 2)) * 2)
     indices = np.linspace(0, info.num_frames - 1, count + 2)[1:-1].round().astype(np.int64)
     return decode_frames(path, indices, info=info, size=(height, width))

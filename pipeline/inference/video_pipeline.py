@@ -215,7 +215,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                        "spans": torch.tensor([[0, -1]]), "fps": 0.0, "is_last": True}
                 return
 
-            info = probe_video(source.value) if source.is_file else None
+            info = probe_video(source.value, skip_table=False) if source.is_file else None
             total = info.num_frames if info is not None else len(source.value)
             rate_hz = fps or (info.fps if info is not None else None)
             clip_span = (clip_len - 1) * rate + 1 if strategy == "dense" else None

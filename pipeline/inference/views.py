@@ -48,7 +48,9 @@ def sample_clips(source: VideoSource, *, num_frames: int, rate: int = 1, strateg
             raise ValueError(f"a video array must be (frames, height, width, 3) uint8, got shape {source.shape}")
         total = source.shape[0]
     else:
-        info = info or probe_video(os.fspath(source))
+        # a video decoded once needs no skip table (verifying one costs several decodes of the file); seeks stay
+        # checked. Datasets carry the full probe (pipeline.data.metadata), made once and cached.
+        info = info or probe_video(os.fspath(source), skip_table=False)
         total = info.num_frames
     clips = eval_clip_indices(total, num_frames, rate, strategy=strategy, num_clips=num_clips, short=short)
     return clips, info
