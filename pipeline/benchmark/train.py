@@ -132,11 +132,6 @@ def peak_memory(device: torch.device) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "cpu_peak_rss_main_process"
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-            for key, value in batch.items()}
-
-
 def batch_bytes(batch: dict) -> int:
     return sum(v.nbytes for v in batch.values() if isinstance(v, torch.Tensor))
 
@@ -163,10 +158,10 @@ def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_gr
         batch = next(batches)
         t1 = time.perf_counter()
         sent = batch_bytes(batch) if from_host else 0
-        batch = to_device(batch, device)
+        batch = device_batch.move(batch, device)
         sync()
         t2 = time.perf_counter()
-        inputs = device_batch(batch, device)
+        inputs = device_batch.inputs(batch)
         sync()
         t3 = time.perf_counter()
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
@@ -193,7 +188,7 @@ def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_gr
 
 def synthetic_batches(loader, device, device_batch):
     """The model alone: one batch of the real pipeline, made once and kept on the device, forever."""
-    batch = device_batch(to_device(next(iter(loader)), device), device)
+    batch = device_batch(next(iter(loader)), device)
     return itertools.repeat(batch)
 
 

@@ -85,7 +85,7 @@ class ClipAugmentation:
         return torch.stack([self.draw(height, width) for _ in range(count)])
 
     # -- applying (on the training device) ------------------------------------------------------------------------
-    def apply(self, clip: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    def apply(self, clip: torch.Tensor, row) -> torch.Tensor:
         """One uint8 clip (T, C, H, W), on any device, transformed by an encoded row: uint8 (T, C, *crop_size)."""
         values = row.tolist()
         video = tv_tensors.Video(clip)
@@ -109,13 +109,12 @@ class ClipAugmentation:
         return video.as_subclass(torch.Tensor)
 
 
-def augment_batch(augmentation: ClipAugmentation, frames: torch.Tensor, sizes: torch.Tensor,
-                  rows: torch.Tensor) -> torch.Tensor:
+def augment_batch(augmentation: ClipAugmentation, frames: torch.Tensor, sizes, rows) -> torch.Tensor:
     """Augmented, normalised clips of a batch, on the device of ``frames``.
 
     frames: uint8 (B, T, H, W, 3) (clips smaller than H x W sit in the top-left corner, their size in ``sizes``
-    (B, 2)); rows: (B, R, PARAMETER_COUNT) parameters, R augmented copies per clip. Returns float32
-    (B * R, T, C, h, w), the copies of clip 0 first.
+    (B, 2)); rows: (B, R, PARAMETER_COUNT) parameters, R augmented copies per clip (sizes and rows on the host:
+    numpy arrays or CPU tensors). Returns float32 (B * R, T, C, h, w), the copies of clip 0 first.
     """
     batch, repeats = rows.shape[:2]
     out = torch.empty((batch * repeats, frames.shape[1], 3, *augmentation.prep.crop_size), dtype=torch.uint8,

@@ -6,7 +6,7 @@ passes that batch on without copying when the rows arrive complete and in order 
 rows otherwise (a failed video, a sampler that mixes batches).
 
 Batches carry either uint8 ``frames`` (B, T, H, W, 3) with ``frame_sizes`` (B, 2) and, for training, the
-augmentation parameters ``augment`` (B, R, P) of R copies per clip (the device augments them:
+augmentation parameters ``augment`` (B, R, P) of R copies per clip (both numpy: they stay on the host) (the device augments them:
 ``pipeline.training.device_batch``), or ready ``pixel_values`` (B * R, T, C, h, w). ``labels`` always holds one
 label per clip the model will see (B * R), so the Trainer counts the items of a step right.
 """
@@ -107,9 +107,12 @@ class ClipBatch:
         if self.pixel_values is not None:
             out["pixel_values"] = self.pixel_values
             return out
-        out["frames"], out["frame_sizes"] = self.frames, self.sizes
+        # sizes and augmentation parameters are read by the host while it launches the device's work: numpy arrays,
+        # which the Trainer's and accelerate's device placement leave on the host (a tensor would be sent to the
+        # GPU and every read of it would wait for the device)
+        out["frames"], out["frame_sizes"] = self.frames, self.sizes.numpy()
         if self.augment is not None:
-            out["augment"] = self.augment
+            out["augment"] = self.augment.numpy()
         return out
 
 

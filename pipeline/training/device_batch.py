@@ -17,6 +17,10 @@ from pipeline.inference.preprocessing import VideoPreprocessing, normalize_clips
 from pipeline.training.augmentation import ClipAugmentation, augment_batch
 
 
+# Batch entries read by the host while the device works: never sent to the device.
+HOST_KEYS = ("frame_sizes", "augment")
+
+
 class DeviceBatch:
     """Turns collated batches into model inputs on a device; ``augmentation`` is None for evaluation-only use."""
 
@@ -25,19 +29,27 @@ class DeviceBatch:
         self.augmentation = augmentation
 
     def __call__(self, batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+        return self.inputs(self.move(batch, device))
+
+    @staticmethod
+    def move(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+        """The batch with its pixel data and labels on ``device`` (asynchronous from pinned memory); what the host
+        reads (clip sizes, augmentation parameters) stays there, so reading it never waits for the device."""
+        return {key: value.to(device, non_blocking=True) if key not in HOST_KEYS and isinstance(value, torch.Tensor)
+                else value for key, value in batch.items()}
+
+    def inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Model inputs from a moved batch: augmented (training) or centre (evaluation) views, normalised."""
         if "frames" not in batch:
             return batch
-        frames = batch["frames"].to(device, non_blocking=True)
-        sizes = batch["frame_sizes"]
-        labels = batch["labels"].to(device, non_blocking=True)
         if "augment" in batch:
             if self.augmentation is None:
                 raise ValueError("a training batch (with augmentation parameters) reached an evaluation-only "
                                  "DeviceBatch")
-            pixel_values = augment_batch(self.augmentation, frames, sizes, batch["augment"])
+            pixel_values = augment_batch(self.augmentation, batch["frames"], batch["frame_sizes"], batch["augment"])
         else:
-            pixel_values = centre_views(frames, sizes, self.prep)
-        return {"pixel_values": pixel_values, "labels": labels}
+            pixel_values = centre_views(batch["frames"], batch["frame_sizes"], self.prep)
+        return {"pixel_values": pixel_values, "labels": batch["labels"]}
 
 
 def centre_views(frames: torch.Tensor, sizes: torch.Tensor, prep: VideoPreprocessing) -> torch.Tensor:
