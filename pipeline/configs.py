@@ -17,6 +17,8 @@ from typing import Any, Optional
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from pipeline.compatibility import require
+
 from pipeline.redaction import redact_recipe
 
 
@@ -167,6 +169,7 @@ def parse_args(argv: list[str] | None = None):
     parser = HfArgumentParser(ALL_ARGUMENT_CLASSES, allow_abbrev=False)
     parser.set_defaults(**recipe)
     # argparse would otherwise require --output_dir on the CLI even when the recipe gives it
+    require("argparse_actions")
     for action in parser._actions:
         if action.dest in recipe:
             action.required = False

@@ -29,6 +29,8 @@ from transformers import TimesformerConfig, TimesformerForVideoClassification, T
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.timesformer.modeling_timesformer import TimesformerSelfAttention
 
+from pipeline.compatibility import require
+
 __all__ = [
     "TimesformerDispatchSelfAttention",
     "TimesformerSdpaForVideoClassification",
@@ -115,6 +117,7 @@ def enable_timesformer_sdpa(model: torch.nn.Module, attn_implementation: str = "
         # The config setter refuses SDPA with output_attentions on; attentions are still returned per call.
         config.output_attentions = False
     # The internal attribute, as PreTrainedModel.set_attn_implementation writes it: no recursion, no re-validation.
+    require("config_attn_implementation")
     config._attn_implementation_internal = attn_implementation
     return model
 
@@ -125,6 +128,7 @@ class _DispatchingTimesformer:
     _supports_sdpa = True
 
     def __init__(self, config: TimesformerConfig):
+        require("config_attn_implementation")
         requested = config._attn_implementation
         # The library class builds a plain TimesformerModel inside, whose __init__ refuses anything but eager;
         # build under eager, then validate the request the library's way (None -> SDPA) for this class.

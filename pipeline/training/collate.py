@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import get_worker_info
 
+from pipeline.compatibility import require
 from pipeline.training.augmentation import PARAMETER_COUNT
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def empty_batch(shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> t
     """
     if get_worker_info() is None:
         return torch.empty(shape, dtype=dtype)
+    require("untyped_storage_new_shared")
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * dtype.itemsize)
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape)
 

@@ -19,6 +19,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
+from pipeline.compatibility import require, warn_if_untested
 from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
 from .video_counts import empty_prediction
@@ -33,6 +34,11 @@ class VideoTrainer(Trainer):
     folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints)."""
 
     def __init__(self, *args, device_batch: DeviceBatch | None = None, **kwargs):
+        # the private Trainer methods overridden below must still be the ones the Trainer calls: an override of a
+        # renamed method would be silently bypassed (pipeline/compatibility.py)
+        for key in ("trainer_load_from_checkpoint", "trainer_load_best_model", "trainer_save_checkpoint"):
+            require(key)
+        warn_if_untested()
         super().__init__(*args, **kwargs)
         self.device_batch = device_batch
         self.add_callback(RunFolderState())
