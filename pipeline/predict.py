@@ -22,11 +22,10 @@ from tqdm.auto import tqdm
 import av
 
 from .inference import load_pipeline
-from .inference.decoding import VideoDecodeError
+from .inference.decoding import VIDEO_EXTENSIONS, VideoDecodeError
 from .inference.options import PipelineOptionError
 from .user_errors import UserValueError, one_line_errors
 
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ts"}
 
 
 # What makes one input fail without stopping the others.
@@ -44,9 +43,9 @@ def find_videos(paths: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
             continue
         path = Path(name)
         if path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
             if not videos:
-                errors.append({"video": str(path), "error": f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) "
+                errors.append({"video": str(path), "error": f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) "
                                                               "in this folder"})
             found += [str(p) for p in videos]
         elif path.is_file():

@@ -42,13 +42,14 @@ import numpy as np
 import torch
 
 from pipeline.benchmark import corpus as ucf101_like
-from pipeline.inference.decoding import DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices
+from pipeline.inference.decoding import (
+    VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
+)
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
                    "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
 REAL_KIND = "real"
 CORPUS_KINDS = ("ucf101_like_packed", "ucf101_like_unpacked")
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts"}
 # the real UCF101 clip kept beside the repository (../shared/assets), used as the "real" kind when present
 DEFAULT_REAL_CLIP = Path(__file__).resolve().parents[3] / "shared" / "assets" / "clips" / "v_CricketShot_g04_c01.avi"
 BASELINE = "pyav_whole_file"
@@ -165,7 +166,7 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: not a folder")
     videos: dict[str, list[str]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
         try:
             codec = probe_video(path, skip_table=False, check_seeks=False).codec
         except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)
@@ -173,7 +174,7 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
             continue
         videos.setdefault(f"{codec} {path.suffix.lower()}", []).append(str(path))
     if not videos:
-        raise FileNotFoundError(f"--videos {folder}: no readable video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        raise FileNotFoundError(f"--videos {folder}: no readable video files ({', '.join(sorted(VIDEO_EXTENSIONS))})")
     return videos
 
 

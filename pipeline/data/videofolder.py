@@ -5,6 +5,9 @@ videos are split stratified by label, and by group when UCF-style names
 (v_<Class>_gNN_cMM) give one, so a group never spans two splits. A root that holds
 only `train/`, `validation/` (or `val/`) and `test/` folders, each in the same
 convention, is used as given.
+
+datasets' own "videofolder" builder lists only .mkv, .mp4, .avi, .mpeg and .mov files and labels a video by its
+immediate folder; this one reads every suffix of VIDEO_EXTENSIONS and labels by the top folder under the root.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
+from pipeline.inference.decoding import VIDEO_EXTENSIONS
+
 from .splits import parse_ucf_group, split_dataset, video_features
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (
-    ".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ogv",
-)
 SPLIT_FOLDER_NAMES = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 
 

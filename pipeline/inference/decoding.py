@@ -35,10 +35,14 @@ from av.video.reformatter import VideoReformatter
 from .sampling import eval_clip_indices, train_clip_indices  # noqa: F401  (re-exported: part of this API)
 
 __all__ = [
-    "VideoDecodeError", "FrameIndexError", "VideoInfo", "DecodeStats", "probe_video", "decode_frames",
+    "VIDEO_EXTENSIONS", "VideoDecodeError", "FrameIndexError", "VideoInfo", "DecodeStats", "probe_video", "decode_frames",
     "train_clip_indices", "eval_clip_indices",
 ]
 
+# File suffixes taken for videos when a folder is searched (datasets, predict, benchmarks): the one list.
+VIDEO_EXTENSIONS = (
+    ".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv", ".3gp", ".ogv",
+)
 # Scaler used when `size` asks for a resize; swscale's bilinear filter widens its support when downscaling,
 # so it does not alias like a point-sampled bilinear.
 RESIZE_INTERPOLATION = "BILINEAR"
