@@ -2,6 +2,7 @@
 
     python -m pipeline.predict --model DIR_OR_REPO VIDEO_OR_FOLDER... [--top_k 5] [--json] [--timeline]
                                [--window SECONDS --stride SECONDS] [--num_clips K --num_crops C]
+                               [--backend pytorch|onnx]
 
 Folders are searched recursively for video files. A progress bar runs on stderr; results go to stdout as a
 table, or as JSON with --json. A video that cannot be decoded is reported (path and reason) and the others go
@@ -52,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: transformers' choice)")
     parser.add_argument("--revision", default=None, help="Hub revision of --model")
+    parser.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
+                        help="onnx: run --model's model.onnx with ONNX Runtime (python -m pipeline.export)")
     return parser
 
 
 def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One record per video: {"video", "predictions"} (+ "timeline") or {"video", "error"}."""
     videos = find_videos(args.videos)
-    classifier = load_pipeline(args.model, device=args.device, revision=args.revision)
+    classifier = load_pipeline(args.model, backend=args.backend, device=args.device, revision=args.revision)
     options: dict[str, Any] = dict(top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
                                    batch_size=args.batch_size)
     if args.timeline:

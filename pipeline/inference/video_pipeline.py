@@ -9,7 +9,8 @@ the model config and the saved image processor), so a model card's numbers are r
 Inputs: a path, an http(s) URL, raw bytes of a video file, a uint8 array (frames, H, W, 3), or a list of
 these. Options (at construction or per call): ``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax
 averaged), ``timeline=True`` with ``window`` / ``stride`` in seconds or ``window_frames`` / ``stride_frames``
-in frames (sliding windows over the whole video), ``function_to_apply``.
+in frames (sliding windows over the whole video), ``function_to_apply``. ``backend="onnx"`` (at construction) runs the model with ONNX Runtime
+(``onnx_runner``; the graph written by ``python -m pipeline.export``).
 
 Shipped to the Hub as remote code (``config.custom_pipelines``): imports only the standard library, numpy,
 torch, transformers and siblings (views, decoding, transforms).
@@ -28,6 +29,7 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
+from .onnx_runner import as_onnx_model, check_backend
 from .preprocessing import VideoPreprocessing
 from .views import clip_frame_indices, load_views, views_of_clips
 
@@ -53,10 +55,12 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, backend: str = "pytorch", onnx_model: Optional[str] = None, **kwargs):
         # VideoClassificationPipeline.__init__ only adds a deprecation warning for image processors and a
         # model check against a static name list that misses registered/remote models (I3D): skip it.
         ChunkPipeline.__init__(self, *args, **kwargs)
+        if check_backend(backend) == "onnx":  # the model's forward becomes an ONNX Runtime session
+            self.model = as_onnx_model(self.model, onnx_model, device=self.device)
         processor = self.image_processor if self.image_processor is not None else self.video_processor
         if processor is None:
             raise ValueError(
