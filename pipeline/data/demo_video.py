@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import av
 import numpy as np
 
 from .demo import CLASS_NAMES, DemoParams, clip_spec, render_clip, write_video
@@ -44,23 +45,38 @@ def _frames(class_name: str, clip: int, params: DemoParams, group: int) -> np.nd
     return render_clip(spec, params)
 
 
+def write_frames(path: Path, frames: np.ndarray, fps: int) -> None:
+    """``.avi``: the demo dataset's MPEG-4 Part 2; ``.mp4``: H.264 in yuv420p, which browsers play."""
+    if path.suffix.lower() != ".mp4":
+        write_video(path, frames, fps)
+        return
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.options = {"crf": "12", "preset": "medium"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
 def write_demo_clips(output_dir: str | Path, classes: Sequence[str] = tuple(CLASS_NAMES), *, clip: int = 0,
-                     group: int = TEST_GROUP, params: DemoParams | None = None) -> list[Path]:
-    """One unseen clip per class as ``OUTPUT_DIR/<Class>_<clip>.avi`` (the demo's format); returns the paths."""
+                     group: int = TEST_GROUP, params: DemoParams | None = None, suffix: str = ".avi") -> list[Path]:
+    """One unseen clip per class as ``OUTPUT_DIR/<Class>_<clip><suffix>`` (``write_frames``); returns the paths."""
     params = params or DemoParams()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for class_name in classes:
-        path = output_dir / f"{class_name}_{clip}.avi"
-        write_video(path, _frames(class_name, clip, params, group), params.fps)
+        path = output_dir / f"{class_name}_{clip}{suffix}"
+        write_frames(path, _frames(class_name, clip, params, group), params.fps)
         paths.append(path)
     return paths
 
 
 def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE, *, clip: int = 0,
                      group: int = TEST_GROUP, params: DemoParams | None = None) -> list[Segment]:
-    """A long video: one unseen demo clip per entry of ``classes``, back to back (25 fps, 1.28 s each by default).
+    """A long video: one unseen demo clip per entry of ``classes``, back to back (25 fps, 1.28 s each by default;
+    ``.avi`` or ``.mp4`` as in ``write_frames``).
 
     Writes ``path`` and ``path`` with suffix ``.json`` (the segments, for checking a timeline); returns the segments.
     """
@@ -73,7 +89,7 @@ def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE
         parts.append(frames)
         segments.append(Segment(class_name, start, start + len(frames)))
         start += len(frames)
-    write_video(path, np.concatenate(parts), params.fps)
+    write_frames(path, np.concatenate(parts), params.fps)
     path.with_suffix(".json").write_text(json.dumps(
         {"fps": params.fps, "segments": [s.__dict__ for s in segments]}, indent=2))
     return segments

@@ -86,13 +86,16 @@ def default_providers(device: Any = None) -> list[str]:
 
 def make_session(onnx_file: str | os.PathLike, *, providers: Optional[Sequence[str]] = None,
                  num_threads: Optional[int] = None):
-    """An ``onnxruntime.InferenceSession`` with full graph optimisation; ``num_threads`` caps intra-op threads."""
+    """An ``onnxruntime.InferenceSession`` with full graph optimisation and ``num_threads`` intra-op threads.
+
+    The default is torch's thread count (``OMP_NUM_THREADS`` / ``torch.set_num_threads``), so one setting caps
+    both backends; onnxruntime's own default, one thread per physical core, would ignore it.
+    """
     ort = _require_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if num_threads:
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
+    options.intra_op_num_threads = int(num_threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
     return ort.InferenceSession(os.fspath(onnx_file), options, providers=list(providers or default_providers()))
 
 
