@@ -228,9 +228,11 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
 
     def run(video, progress=gr.Progress()):
         try:
-            return app.classify(video, progress)
+            scores, figure, overlay, status = app.classify(video, progress)
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
+        # the timeline panel shows only for videos long enough to have one
+        return scores, gr.Plot(value=figure, visible=figure is not None), overlay, status
 
     with gr.Blocks(title="Video classification") as page:
         gr.Markdown("## Video classification\n" + app.describe())
@@ -243,7 +245,7 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
             with gr.Column(scale=1):
                 top5 = gr.Label(num_top_classes=TOP_K, label="Top 5", elem_id="top5")
                 status = gr.Markdown(elem_id="status")
-        timeline = gr.Plot(label="Timeline (long videos: top-1 per window)", elem_id="timeline")
+        timeline = gr.Plot(label="Timeline: top-1 per window", elem_id="timeline", visible=False)
         overlay = gr.Image(label="Where the model looks", type="filepath", elem_id="overlay")
         video.upload(app.preview, inputs=[video], outputs=[video])
         button.click(run, inputs=[video], outputs=[top5, timeline, overlay, status])

@@ -25,6 +25,7 @@ from tiny_videomae import LABELS, save_tiny_videomae  # noqa: E402
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", REPO / "test-artifacts"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
+VIDEO_SOURCE = "var v = document.querySelector('#video-input video'); return v ? v.src : '';"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,1900")
@@ -159,7 +160,7 @@ def test_app_in_headless_chromium(trained_demo, demo_dataset, tmp_path):
         upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#video-input input[type=file]")))
         upload.send_keys(str(video))
         # the AVI is replaced by a browser-playable preview once uploaded; then classify
-        wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#video-input video")))
+        wait.until(lambda b: "preview-" in (b.execute_script(VIDEO_SOURCE) or ""))
         browser.find_element(By.CSS_SELECTOR, "#classify").click()
         top1 = wait.until(ready.visibility_of_element_located(
             (By.CSS_SELECTOR, "#top5 [data-testid=label-output-value]")))
@@ -173,7 +174,6 @@ def test_app_in_headless_chromium(trained_demo, demo_dataset, tmp_path):
         assert len(bars) == 5
 
         # a file that is not a video: the page says so, naming it
-        upload = browser.find_element(By.CSS_SELECTOR, "#video-input input[type=file]")
         browser.find_element(By.CSS_SELECTOR, "#video-input button[aria-label='Clear']").click()
         upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#video-input input[type=file]")))
         upload.send_keys(str(broken))

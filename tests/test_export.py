@@ -122,9 +122,10 @@ def _views(model_dir: Path, video: Path) -> torch.Tensor:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"i3d"}))
 def test_every_family_exports_with_parity(tmp_path, family):
-    """Each family get_model builds exports through the command, passes parity, and serves with backend="onnx"."""
+    """Each family get_model builds exports through the command, passes parity, and serves with backend="onnx".
+    (I3D: the real Kinetics-400 model below.)"""
     from pipeline.export.onnx_export import main
 
     model, processor = tiny_family_model(family)

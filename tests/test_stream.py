@@ -202,6 +202,7 @@ def test_demo_model_keeps_up_in_real_time(trained_demo, tmp_path):
     assert summary["skipped_windows"] == 0 and summary["kept_up"], summary
     assert len(windows) == (256 - 29) // 14 + 1
     assert summary["latency_ms"]["max"] < summary["stride_ms"]  # each result before the next window completes
+    assert summary["reader_lag_ms"] < 500  # and the reader kept the stream's pace
     # windows that lie inside one segment are classified as that segment's motion
     inside = [(w, s.label) for w in windows for s in segments
               if s.start_frame <= w["start_frame"] and w["end_frame"] <= s.end_frame]
@@ -229,6 +230,8 @@ def test_kinetics_i3d_skips_windows_in_real_time(tmp_path_factory):
     assert summary["windows"] + summary["skipped_windows"] == grid
     assert summary["skipped_windows"] > 0 and not summary["kept_up"]
     assert windows[-1]["end_frame"] == (grid - 1) * 32 + 64
-    for window in windows:  # at most one classification plus one window's wait behind the stream
-        assert window["latency_ms"] <= window["inference_ms"] + 1000 * 64 / 25 + 2000
+    # no backlog: a result comes at most one classification and one stride after its window completed (plus
+    # whatever the reader itself lagged behind the clock on a busy machine)
+    for window in windows:
+        assert window["latency_ms"] <= window["inference_ms"] + summary["stride_ms"] + summary["reader_lag_ms"] + 1000
     assert windows[0]["predictions"][0]["label"] == "playing cricket"

@@ -6,7 +6,8 @@
 
 Each line: {"window", "start", "end", "start_frame", "end_frame", "predictions": [{"label", "score"}...],
 "latency_ms", "inference_ms", "skipped"}. At the end a summary (frames, windows classified and skipped, latency
-median / p95 / max, whether it kept up) goes to stderr as one JSON line. Cameras, network streams and stdin are
+median / p95 / max, whether it kept up, how far the reader fell behind the source's clock) goes to stderr as
+one JSON line. Cameras, network streams and stdin are
 live: the classifier takes the latest complete window and skips the ones it had no time for. A file is read
 offline (every window) unless --realtime paces it at its frame rate, as a camera would deliver it.
 Exit status: 0, or 1 when the source cannot be opened or decoding fails.
@@ -97,6 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         reader.join(timeout=5)
     summary = stats.summary(source.fps, plan, source.live)
     summary["frames"] = reader.frames_read
+    summary["reader_lag_ms"] = round(1000.0 * reader.max_lag, 1) if source.live else None
     print(json.dumps(summary), file=sys.stderr, flush=True)
     return status
 

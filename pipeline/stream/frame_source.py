@@ -99,6 +99,9 @@ class FrameReader(threading.Thread):
         self.max_frames = max_frames
         self.frames_read = 0
         self.started_at: Optional[float] = None
+        # how far frames came in behind the stream's clock (frame i due at i / fps after the first): a reader
+        # starved of CPU, or a source that does not deliver its nominal rate, shows here, not as skipped windows
+        self.max_lag = 0.0
         self._stop_requested = threading.Event()
 
     def stop(self) -> None:
@@ -109,18 +112,21 @@ class FrameReader(threading.Thread):
         container, stream = self.source.container, self.source.stream
         error: Optional[BaseException] = None
         try:
-            self.started_at = time.monotonic()
             for frame in container.decode(stream):
+                if self.started_at is None:  # the stream's clock starts with its first frame
+                    self.started_at = time.monotonic()
                 if self._stop_requested.is_set():
                     break
                 rgb = reformatter.reformat(frame, format="rgb24", threads=SCALER_THREADS).to_ndarray()
+                # a camera delivers frame i at i / fps after the first
+                due = self.started_at + self.frames_read / self.source.fps
                 if self.paced:
-                    # a camera delivers frame i at i / fps after the first
-                    due = self.started_at + self.frames_read / self.source.fps
                     delay = due - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                 self.ring.push(rgb, block=not self.source.live)
+                if self.source.live:
+                    self.max_lag = max(self.max_lag, time.monotonic() - due)
                 self.frames_read += 1
                 if self.max_frames is not None and self.frames_read >= self.max_frames:
                     break
