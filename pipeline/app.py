@@ -54,22 +54,20 @@ class VideoClassifierApp:
         self.explainer = self._explainer(model, backend) if explain else None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="video-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.originals: dict[str, str] = {}  # preview file name -> the uploaded file it shows
 
     def preview(self, video: Optional[str]) -> Optional[str]:
-        """What the page shows for an upload: the file itself when browsers play it, else an H.264 copy.
+        """What the page plays for an uploaded file: the file itself when browsers play it, else an H.264 copy
+        (browsers play neither AVI nor MPEG-4 Part 2, UCF101's format); None when it cannot be read.
 
-        Browsers play neither AVI nor MPEG-4 Part 2 (UCF101's format). The copy is only for the eye: ``classify``
-        maps it back to the uploaded file, so predictions never see a re-encoded video.
+        The copy is only for the eye: predictions are made on the uploaded file.
         """
         if not video or Path(video).suffix.lower() in BROWSER_PLAYABLE:
             return video
         preview = self.workdir / f"preview-{time.time_ns()}.mp4"
         try:
             browser_preview(video, preview)
-        except (av.FFmpegError, OSError, ValueError):
-            return video  # classify() will say what is wrong with it
-        self.originals[preview.name] = video
+        except (av.FFmpegError, OSError, ValueError, IndexError):
+            return None  # classify() will say what is wrong with it
         return str(preview)
 
     def _explainer(self, model: str, backend: str) -> Optional[torch.nn.Module]:
@@ -108,8 +106,6 @@ class VideoClassifierApp:
         name = Path(video).name
         started = time.perf_counter()
         report(0.05, desc="Reading the video")
-        video = self.originals.get(name, video)  # a browser preview stands for the uploaded file
-        name = Path(video).name
         try:
             info = probe_video(video)
         except VideoDecodeError as error:
@@ -222,9 +218,18 @@ def demo_examples(directory: Path, labels: Sequence[str]) -> list[str]:
     return [str(directory / f"{c}_3.mp4") for c in EXAMPLE_CLASSES] + [str(long_video)]
 
 
+def _gradio():
+    try:
+        import gradio
+    except ImportError as error:
+        raise ImportError("the web app needs the app extra: pip install 'video-pipeline[app]' (Gradio)") from error
+    return gradio
+
+
 def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
     """The Gradio page over ``app``."""
-    import gradio as gr
+    gr = _gradio()
+    from pipeline.predict import VIDEO_SUFFIXES
 
     def run(video, progress=gr.Progress()):
         try:
@@ -234,21 +239,39 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
         # the timeline panel shows only for videos long enough to have one
         return scores, gr.Plot(value=figure, visible=figure is not None), overlay, status
 
+    def uploaded(path):
+        # the file to classify, and what the page plays for it
+        return path, app.preview(path)
+
+    def cleared():
+        return None, gr.Plot(value=None, visible=False), None, ""
+
     with gr.Blocks(title="Video classification") as page:
         gr.Markdown("## Video classification\n" + app.describe())
+        current = gr.State(None)  # the video the Classify button classifies: an upload or a recording
         with gr.Row():
             with gr.Column(scale=1):
-                video = gr.Video(label="Video", sources=["upload", "webcam"], height=320, elem_id="video-input")
+                with gr.Tabs():
+                    with gr.Tab("Upload", elem_id="upload-tab"):
+                        # a file input, not a video player: the browser never tries to play an AVI it cannot
+                        upload = gr.File(label="Video file", file_types=["video", *sorted(VIDEO_SUFFIXES)],
+                                         type="filepath", elem_id="upload")
+                        preview = gr.Video(label="Preview", interactive=False, height=300, elem_id="preview")
+                    with gr.Tab("Record", elem_id="record-tab"):
+                        camera = gr.Video(label="Webcam", sources=["webcam"], height=300, elem_id="camera")
                 button = gr.Button("Classify", variant="primary", elem_id="classify")
                 if examples:
-                    gr.Examples(examples=[[e] for e in examples], inputs=[video], label="Examples")
+                    gr.Examples(examples=[[e] for e in examples], inputs=[upload], label="Examples")
             with gr.Column(scale=1):
                 top5 = gr.Label(num_top_classes=TOP_K, label="Top 5", elem_id="top5")
                 status = gr.Markdown(elem_id="status")
         timeline = gr.Plot(label="Timeline: top-1 per window", elem_id="timeline", visible=False)
         overlay = gr.Image(label="Where the model looks", type="filepath", elem_id="overlay")
-        video.upload(app.preview, inputs=[video], outputs=[video])
-        button.click(run, inputs=[video], outputs=[top5, timeline, overlay, status])
+        outputs = [top5, timeline, overlay, status]
+        upload.change(uploaded, inputs=[upload], outputs=[current, preview])
+        camera.change(lambda path: path, inputs=[camera], outputs=[current])
+        # old results go first, so a failure never leaves the previous video's answer on the page
+        button.click(cleared, outputs=outputs, queue=False).then(run, inputs=[current], outputs=outputs)
     return page
 
 
@@ -268,8 +291,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
-    import gradio as gr
-
+    gr = _gradio()
     from pipeline.predict import find_videos
 
     app = VideoClassifierApp(args.model, backend=args.backend, device=args.device, explain=not args.no_explain)

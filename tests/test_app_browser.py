@@ -25,7 +25,7 @@ from tiny_videomae import LABELS, save_tiny_videomae  # noqa: E402
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", REPO / "test-artifacts"))
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-VIDEO_SOURCE = "var v = document.querySelector('#video-input video'); return v ? v.src : '';"
+PREVIEW_SOURCE = "var v = document.querySelector('#preview video'); return v ? v.src : '';"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1400,1900")
@@ -76,13 +76,19 @@ def test_bad_file_gets_a_clear_message(tiny_app, tmp_path):
         tiny_app.classify(None)
 
 
-def test_avi_upload_gets_a_browser_preview_but_is_classified_itself(tiny_app):
+def test_avi_upload_gets_a_browser_preview(tiny_app, tmp_path):
     from pipeline.inference.decoding import probe_video
 
     preview = tiny_app.preview(str(CRICKET_CLIP))
-    assert preview.endswith(".mp4") and probe_video(preview).codec == "h264" and probe_video(preview).num_frames == 80
-    from_preview = tiny_app.classify(preview)[0]
-    assert from_preview == tiny_app.classify(str(CRICKET_CLIP))[0]  # the original, not the re-encoded copy
+    info = probe_video(preview)
+    assert preview.endswith(".mp4") and info.codec == "h264" and info.num_frames == 80
+    assert (info.width, info.height) == (320, 240)
+    mp4 = tmp_path / "already.mp4"
+    mp4.write_bytes(Path(preview).read_bytes())
+    assert tiny_app.preview(str(mp4)) == str(mp4)  # browsers play it as it is
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"garbage")
+    assert tiny_app.preview(str(broken)) is None
 
 
 # ---- the page in a real browser -------------------------------------------------------------------------------
@@ -157,10 +163,10 @@ def test_app_in_headless_chromium(trained_demo, demo_dataset, tmp_path):
         browser = _browser(Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path)))
         browser.get(url)
         wait = WebDriverWait(browser, 120)
-        upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#video-input input[type=file]")))
+        upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
         upload.send_keys(str(video))
-        # the AVI is replaced by a browser-playable preview once uploaded; then classify
-        wait.until(lambda b: "preview-" in (b.execute_script(VIDEO_SOURCE) or ""))
+        # the page plays an H.264 copy of the AVI (browsers cannot play it); the file itself is classified
+        wait.until(lambda b: "preview-" in (b.execute_script(PREVIEW_SOURCE) or ""))
         browser.find_element(By.CSS_SELECTOR, "#classify").click()
         top1 = wait.until(ready.visibility_of_element_located(
             (By.CSS_SELECTOR, "#top5 [data-testid=label-output-value]")))
@@ -172,15 +178,17 @@ def test_app_in_headless_chromium(trained_demo, demo_dataset, tmp_path):
         assert "v_MoveLeft_g01_c02.avi" in status and "32 frames" in status
         bars = browser.find_elements(By.CSS_SELECTOR, "#top5 .confidence-set")
         assert len(bars) == 5
+        assert not browser.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")  # no error of any kind
 
-        # a file that is not a video: the page says so, naming it
-        browser.find_element(By.CSS_SELECTOR, "#video-input button[aria-label='Clear']").click()
-        upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#video-input input[type=file]")))
+        # a file that is not a video: the page says so, naming it, and the previous answer is gone
+        browser.find_element(By.CSS_SELECTOR, "#upload button[aria-label='Clear']").click()
+        upload = wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
         upload.send_keys(str(broken))
-        time.sleep(1.0)
+        wait.until(lambda b: "not_a_video" in b.find_element(By.CSS_SELECTOR, "#upload").text)  # name, then suffix
         browser.find_element(By.CSS_SELECTOR, "#classify").click()
         wait.until(lambda b: any("not_a_video.avi is not a readable video" in t.text
                                  for t in b.find_elements(By.CSS_SELECTOR, "[data-testid=toast-body]")))
+        assert not browser.find_elements(By.CSS_SELECTOR, "#top5 [data-testid=label-output-value]")
         browser.save_screenshot(str(ARTIFACTS / "app_bad_file.png"))
     finally:
         if browser is not None:

@@ -128,8 +128,15 @@ def export_onnx(
     source: Optional[str] = None,
 ) -> ExportResult:
     """Exports ``model`` to ``output_dir/model.onnx`` with its config and processor; raises ``ParityError``
-    (and writes nothing) when ONNX Runtime's logits differ from PyTorch's by more than ``tolerance``."""
-    import onnx
+    (and writes nothing) when ONNX Runtime's logits differ from PyTorch's by more than ``tolerance``.
+
+    The model is put in float32 on the CPU, in eval mode (in place)."""
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
+    except ImportError as error:
+        raise ImportError("ONNX export needs the onnx extra: pip install 'video-pipeline[onnx]' "
+                          f"(onnx, onnxruntime, onnxscript): {error}") from error
 
     from pipeline.evaluation.multiview import sampling_from_config
     from pipeline.inference.onnx_runner import ONNX_FILE, OnnxVideoClassifier, make_session

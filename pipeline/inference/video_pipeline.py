@@ -9,8 +9,8 @@ the model config and the saved image processor), so a model card's numbers are r
 Inputs: a path, an http(s) URL, raw bytes of a video file, a uint8 array (frames, H, W, 3), or a list of
 these. Options (at construction or per call): ``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax
 averaged), ``timeline=True`` with ``window`` / ``stride`` in seconds or ``window_frames`` / ``stride_frames``
-in frames (sliding windows over the whole video), ``function_to_apply``. ``backend="onnx"`` (at construction) runs the model with ONNX Runtime
-(``onnx_runner``; the graph written by ``python -m pipeline.export``).
+in frames (sliding windows over the whole video), ``function_to_apply``. ``backend="onnx"`` (at construction)
+runs the model with ONNX Runtime (``onnx_runner``: the graph ``python -m pipeline.export`` writes).
 
 Shipped to the Hub as remote code (``config.custom_pipelines``): imports only the standard library, numpy,
 torch, transformers and siblings (views, decoding, transforms).

@@ -82,8 +82,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     paced = args.realtime and source.live and args.source != "-" and not args.source.startswith("/dev/")
     reader = FrameReader(source, ring, paced=paced, max_frames=args.max_frames)
     stats = StreamStats()
-    # Ctrl-C ends a camera stream cleanly: the summary is still printed
-    signal.signal(signal.SIGINT, lambda *_: reader.stop())
+    def interrupt(*_):
+        # the first Ctrl-C ends a camera stream cleanly (the summary is still printed), a second one at once
+        if reader.stopping:
+            raise KeyboardInterrupt
+        reader.stop()
+        ring.close()
+
+    signal.signal(signal.SIGINT, interrupt)
     reader.start()
     status = 0
     try:

@@ -107,6 +107,10 @@ class FrameReader(threading.Thread):
     def stop(self) -> None:
         self._stop_requested.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested.is_set()
+
     def run(self) -> None:
         reformatter = VideoReformatter()
         container, stream = self.source.container, self.source.stream
