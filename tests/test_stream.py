@@ -114,7 +114,9 @@ def test_live_stream_skips_windows_never_frames():
     assert stats.skipped_windows >= grid // 2
     starts = [r["start_frame"] for r in records]
     assert starts == sorted(starts) and starts[-1] == (grid - 1) * plan.stride  # ends on the last window
-    assert all(r["latency_ms"] < 2 * 320 + 200 for r in records)  # one classification plus the wait, no backlog
+    # one classification plus at most a stride of waiting (and feeder jitter on a busy machine): no backlog, which
+    # would grow by 240 ms with every window
+    assert all(r["latency_ms"] < 320 + 80 + 800 for r in records)
 
 
 # ---- the command ----------------------------------------------------------------------------------------------
