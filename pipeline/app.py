@@ -52,6 +52,9 @@ class VideoClassifierApp:
         self.config = self.classifier.model.config
         self.sampling = sampling_from_config(self.config)
         self.explainer = self._explainer(model, backend) if explain else None
+        self.why_no_overlay = ("" if self.explainer is not None else
+                               "no overlay: turned off" if not explain else
+                               "no overlay: the ONNX export has no PyTorch weights to explain")
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="video-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
 
@@ -138,7 +141,7 @@ class VideoClassifierApp:
         detail = (f"averaged over {windows} windows of {span} frames" if long_video
                   else "centre clip")
         status = (f"**{best['label']}** ({best['score']:.1%}) for `{name}`: {info.num_frames} frames, {fps}; "
-                  f"{detail}; {seconds:.1f} s")
+                  f"{detail}; {seconds:.1f} s" + (f" ({self.why_no_overlay})" if self.why_no_overlay else ""))
         report(1.0, desc="Done")
         return scores, timeline_figure, overlay, status
 
