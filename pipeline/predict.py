@@ -2,6 +2,7 @@
 
     python -m pipeline.predict --model DIR_OR_REPO VIDEO_OR_FOLDER... [--top_k 5] [--json] [--timeline]
                                [--window SECONDS --stride SECONDS] [--num_clips K --num_crops C]
+                               [--backend pytorch|onnx]
 
 Folders are searched recursively for video files; http(s) URLs are downloaded (--timeout, --max_download_bytes,
 --max_download_seconds bound them). A progress bar runs on stderr; results go to stdout as a table, or as JSON
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: transformers' choice)")
     parser.add_argument("--revision", default=None, help="Hub revision of --model")
+    parser.add_argument("--backend", choices=("pytorch", "onnx"), default="pytorch",
+                        help="onnx: run --model's model.onnx with ONNX Runtime (python -m pipeline.export)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="URL inputs: seconds to connect and for each read (default 10 / 30)")
     parser.add_argument("--max_download_bytes", type=int, default=None, help="URL inputs: size cap (default 2 GiB)")
@@ -89,7 +92,7 @@ def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
         options.update(timeline=True, window=args.window, stride=args.stride)
     if args.batch_size < 1:
         raise UserValueError(f"--batch_size must be a positive integer, got {args.batch_size}")
-    classifier = load_pipeline(args.model, device=args.device, revision=args.revision)
+    classifier = load_pipeline(args.model, backend=args.backend, device=args.device, revision=args.revision)
     try:  # an impossible option is the user's mistake for every video: one line, before any is read
         classifier._sanitize_parameters(**{k: v for k, v in options.items() if k != "batch_size"})
     except PipelineOptionError as error:

@@ -33,7 +33,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
-from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.inference.preprocessing import VideoPreprocessing, frames_of_view
 from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
 from pipeline.inference.video_scoring import ClipPlan, VideoClips, default_num_workers, score_videos
 from pipeline.inference.views import load_views
@@ -235,14 +235,6 @@ def _pick_samples(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return wrong + right
 
 
-def _frames_as_seen(pixel_values: torch.Tensor, prep: VideoPreprocessing) -> np.ndarray:
-    """Undo normalisation of one view (T, C, H, W) -> uint8 (T, H, W, 3) for display."""
-    mean = torch.tensor(prep.mean).view(1, -1, 1, 1)
-    std = torch.tensor(prep.std).view(1, -1, 1, 1)
-    pixels = (pixel_values.float().cpu() * std + mean) / prep.rescale_factor
-    return pixels.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
 def _attention_figure(model, processor, sampling: FrameSampling, samples, path: Path) -> Path | None:
     """Attention rollout / Grad-CAM overlays on the centre view of a few sample videos."""
     from pipeline.evaluation.attention_maps import explain, upsample_heatmap
@@ -263,7 +255,7 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
             logger.warning("no attention map for %s: %s", sample["path"], err)
             continue
         heatmaps, method = explain(model, view.to(device=device, dtype=dtype))
-        frames = _frames_as_seen(view[0], prep)
+        frames = frames_of_view(view[0], prep)
         heatmap = upsample_heatmap(heatmaps[0].float().cpu(), *frames.shape[:3]).numpy()
         verdict = "correct" if sample["label"] == sample["prediction"] else "wrong"
         title = f"{sample['video']}: true {sample['label']}, predicted {sample['prediction']} ({verdict})"

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode
@@ -81,6 +82,14 @@ def normalize_clips(clips: torch.Tensor, prep: VideoPreprocessing, out: torch.Te
             raise ValueError(f"normalisation target has shape {tuple(out.shape)}, the clips {tuple(clips.shape)}")
         out.copy_(clips)
     return _normalize_in_place(out, prep)
+
+
+def frames_of_view(pixel_values: torch.Tensor, prep: VideoPreprocessing) -> np.ndarray:
+    """The inverse of the normalisation, for display: one view (T, C, H, W) -> uint8 frames (T, H, W, 3)."""
+    mean = torch.tensor(prep.mean).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std).view(1, -1, 1, 1)
+    pixels = (pixel_values.float().cpu() * std + mean) / prep.rescale_factor
+    return pixels.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def resize_shortest(frames: torch.Tensor, prep: VideoPreprocessing) -> torch.Tensor:

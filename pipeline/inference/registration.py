@@ -13,12 +13,14 @@ explicitly instead and so needs no remote code at all.
 from __future__ import annotations
 
 import logging as _std_logging
+import os
 from typing import Any
 
-from transformers import AutoModelForVideoClassification
+from transformers import AutoImageProcessor, AutoModelForVideoClassification
 from transformers import pipeline as _transformers_pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .onnx_runner import OnnxVideoClassifier, check_backend
 from .video_pipeline import PyAVVideoClassificationPipeline
 
 TASK = "video-classification"
@@ -47,11 +49,18 @@ def register_pipeline() -> None:
         registry_logger.setLevel(level)
 
 
-def load_pipeline(model: str, **kwargs: Any) -> PyAVVideoClassificationPipeline:
+def load_pipeline(model: str, backend: str = "pytorch", **kwargs: Any) -> PyAVVideoClassificationPipeline:
     """``transformers.pipeline("video-classification", model=model, **kwargs)`` with our class given
     explicitly: works for local folders and Hub repos alike, without ``trust_remote_code`` for our published
-    repos."""
-    return _transformers_pipeline(TASK, model=model, pipeline_class=PyAVVideoClassificationPipeline, **kwargs)
+    repos. ``backend="onnx"`` runs ``model``'s ``model.onnx`` (an export folder needs no PyTorch weights)."""
+    if check_backend(backend) == "onnx" and isinstance(model, (str, os.PathLike)):
+        model = OnnxVideoClassifier.from_export(
+            model, onnx_file=kwargs.pop("onnx_model", None), device=kwargs.get("device"),
+            revision=kwargs.get("revision"))
+        kwargs.setdefault("image_processor", AutoImageProcessor.from_pretrained(
+            model.config._name_or_path, revision=kwargs.get("revision")))
+    return _transformers_pipeline(TASK, model=model, pipeline_class=PyAVVideoClassificationPipeline,
+                                  backend=backend, **kwargs)
 
 
 __all__ = ["PyAVVideoClassificationPipeline", "register_pipeline", "load_pipeline", "TASK"]

@@ -14,7 +14,8 @@ these (``video_source.py``: checks, bounded downloads, content sniffing; in a li
 variable-frame-rate videos get their real times, ``frame_times.py``), ``function_to_apply``, ``batch_size``
 (views per forward pass), ``num_workers`` (decoding processes for a list of videos), and for URLs ``timeout``
 (seconds, or a (connect, read) pair), ``max_download_bytes``, ``max_download_seconds``. Impossible values are
-refused with a one-line error (``options.py``).
+refused with a one-line error (``options.py``). ``backend="onnx"`` (at construction) runs the model with ONNX
+Runtime (``onnx_runner``: the graph ``python -m pipeline.export`` writes).
 
 Decoding yields uint8 frames; the views are resized, cropped and normalised on the model's device
 (``preprocessing.clip_views``). A list of videos goes through ``video_scoring`` (the machinery of
@@ -36,6 +37,7 @@ from transformers.pipelines.video_classification import VideoClassificationPipel
 
 from .decoding import probe_video
 from .frame_times import frame_times, windows_by_time
+from .onnx_runner import as_onnx_model, check_backend
 from .options import check_options
 from .preprocessing import VideoPreprocessing, clip_views
 from .sampling import eval_clip_indices
@@ -65,10 +67,12 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     _load_feature_extractor = False
     _load_tokenizer = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, backend: str = "pytorch", onnx_model: Optional[str] = None, **kwargs):
         # VideoClassificationPipeline.__init__ only adds a deprecation warning for image processors and a
         # model check against a static name list that misses registered/remote models (I3D): skip it.
         ChunkPipeline.__init__(self, *args, **kwargs)
+        if check_backend(backend) == "onnx":  # the model's forward becomes an ONNX Runtime session
+            self.model = as_onnx_model(self.model, onnx_model, device=self.device)
         processor = self.image_processor if self.image_processor is not None else self.video_processor
         if processor is None:
             raise ValueError(
@@ -252,10 +256,19 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixel_values.to(self.model.dtype)).logits
 
+    def _chunk_views(self, chunk: dict[str, Any]) -> torch.Tensor:
+        """The views of one preprocessed chunk, made on the pipeline's device: float (views, T, C, H, W)."""
+        return clip_views(chunk.pop("frames").to(self.device), chunk.pop("positions"), self.preprocessing,
+                          int(chunk.pop("num_crops")), dtype=self.model.dtype)
+
+    def views(self, video, **options) -> torch.Tensor:
+        """What the model is fed for ``video`` with these options (``num_clips``, ``num_crops``, ...): every view,
+        clip-major, as float (K*C, T, C, H, W) on the pipeline's device (export parity, the web app's overlays)."""
+        preprocess, _, _ = self._sanitize_parameters(**options)
+        return torch.cat([self._chunk_views(chunk) for chunk in self.preprocess(video, **preprocess)])
+
     def _forward(self, model_inputs):
-        frames, positions = model_inputs.pop("frames"), model_inputs.pop("positions")
-        views = clip_views(frames.to(self.device), positions, self.preprocessing, int(model_inputs.pop("num_crops")),
-                           dtype=self.model.dtype)
+        views = self._chunk_views(model_inputs)
         step = getattr(self, "views_per_forward", DEFAULT_BATCH_SIZE)
         logits = torch.cat([self._logits(views[i:i + step]) for i in range(0, len(views), step)])
         return {"logits": logits.float(), **model_inputs}
