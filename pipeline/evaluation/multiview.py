@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
+from pipeline.inference.model_inputs import config_num_frames, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
 from pipeline.inference.views import load_views
@@ -68,7 +69,7 @@ def sampling_from_config(config, num_frames: int | None = None, rate: int | None
                          strategy: str | None = None) -> FrameSampling:
     """The model's training sampling (``config.num_frames``, ``frame_sampling_rate``, ``frame_sampling_strategy``,
     written by ``train.py``); explicit arguments win; models trained elsewhere get ``pipeline()``'s defaults."""
-    num_frames = num_frames or getattr(config, "num_frames", None)
+    num_frames = num_frames or config_num_frames(config)
     if not num_frames:
         raise ValueError(f"{getattr(config, '_name_or_path', 'model')}: config has no num_frames; pass --num_frames")
     if not (rate or getattr(config, "frame_sampling_rate", None)):
@@ -172,7 +173,7 @@ def score_views(
 
     def run(count: int) -> None:
         batch = torch.stack(pending[:count]).to(device=device, dtype=dtype)
-        probabilities = model(pixel_values=batch).logits.float().softmax(dim=-1).cpu().numpy()
+        probabilities = model(**model_inputs(model, batch)).logits.float().softmax(dim=-1).cpu().numpy()
         for owner, row in zip(owners[:count], probabilities):
             scores[owner].append(row)
         del pending[:count], owners[:count]
@@ -500,7 +501,10 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequen
 def load_trained_model(name_or_path: str, attn_implementation: str | None = None, cache_dir: str | None = None):
     """(model, processor) of a trained checkpoint (local folder or Hub id), our I3D included."""
     import pipeline  # noqa: F401  (registers I3D with the Auto classes)
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForVideoClassification
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    from pipeline.inference.frame_count import restore_temporal_positions
+    from pipeline.models.processors import load_processor
 
     config = AutoConfig.from_pretrained(name_or_path, cache_dir=cache_dir)
     kwargs = {}
@@ -511,7 +515,8 @@ def load_trained_model(name_or_path: str, attn_implementation: str | None = None
         from pipeline.models.timesformer_sdpa import enable_timesformer_sdpa
 
         model = enable_timesformer_sdpa(model)
-    processor = AutoImageProcessor.from_pretrained(name_or_path, cache_dir=cache_dir)
+    restore_temporal_positions(model)
+    processor = load_processor(name_or_path, cache_dir=cache_dir)
     return model, processor
 
 

@@ -28,6 +28,8 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
+from .frame_count import restore_temporal_positions
+from .model_inputs import config_num_frames, input_name
 from .preprocessing import VideoPreprocessing
 from .views import clip_frame_indices, load_views, views_of_clips
 
@@ -48,8 +50,11 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     """
 
     _load_processor = False
-    _load_image_processor = True
-    _load_video_processor = False  # transformers' video processors decode with torchcodec only
+    # None: loaded when the checkpoint has one. A checkpoint without an image processor (V-JEPA 2 ships only a
+    # video processor) gets its video processor in __init__; only its geometry and normalisation are read, decoding
+    # stays ours (transformers' video decoding needs torchcodec)
+    _load_image_processor = None
+    _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
 
@@ -57,14 +62,17 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         # VideoClassificationPipeline.__init__ only adds a deprecation warning for image processors and a
         # model check against a static name list that misses registered/remote models (I3D): skip it.
         ChunkPipeline.__init__(self, *args, **kwargs)
+        if self.image_processor is None and self.video_processor is None:
+            self.video_processor = _checkpoint_video_processor(self.model)
         processor = self.image_processor if self.image_processor is not None else self.video_processor
         if processor is None:
             raise ValueError(
                 f"{getattr(self.model.config, '_name_or_path', 'model')}: no image processor found "
-                "(preprocessor_config.json); the video-classification pipeline needs it to resize, crop and "
-                "normalise frames"
+                "(preprocessor_config.json) or video processor (video_preprocessor_config.json); the "
+                "video-classification pipeline needs it to resize, crop and normalise frames"
             )
         self.preprocessing = VideoPreprocessing.from_processor(processor)
+        restore_temporal_positions(self.model)
 
     # -- parameters ------------------------------------------------------------------------------------------
     def _sanitize_parameters(
@@ -117,7 +125,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
 
     def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
         config = self.model.config
-        num_frames = num_frames or getattr(config, "num_frames", None)
+        num_frames = num_frames or config_num_frames(config)
         if not num_frames:
             raise ValueError(f"{config._name_or_path}: config has no num_frames; pass num_frames=...")
         rate = frame_sampling_rate or getattr(config, "frame_sampling_rate", None) or DEFAULT_RATE
@@ -184,7 +192,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     # -- model -----------------------------------------------------------------------------------------------
     def _forward(self, model_inputs):
         pixel_values = model_inputs.pop("pixel_values")
-        logits = self.model(pixel_values=pixel_values.to(self.model.dtype)).logits
+        logits = self.model(**{input_name(self.model): pixel_values.to(self.model.dtype)}).logits
         # "logits" first: transformers reads the batch size of a batched output from its first entry
         return {"logits": logits.float(), **model_inputs}
 
@@ -272,6 +280,19 @@ def timeline_windows(
     if starts[-1] + window_frames < num_frames:
         starts.append(num_frames - window_frames)
     return [(s, s + window_frames) for s in starts]
+
+
+def _checkpoint_video_processor(model):
+    """The video processor saved with ``model`` (video_preprocessor_config.json), or None."""
+    from transformers import AutoVideoProcessor
+
+    name = getattr(model.config, "_name_or_path", None)
+    if not name:
+        return None
+    try:
+        return AutoVideoProcessor.from_pretrained(name)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _scalar(value):

@@ -17,11 +17,17 @@ import os
 from transformers import Trainer
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
+from pipeline.inference.model_inputs import as_model_inputs
+
 logger = logging.getLogger(__name__)
 
 
 class VideoTrainer(Trainer):
-    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied)."""
+    """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied), and
+    that hands each model its clips under the name it takes (V-JEPA 2: ``pixel_values_videos``)."""
+
+    def _prepare_inputs(self, inputs):
+        return as_model_inputs(self.model, super()._prepare_inputs(inputs))
 
     def _plain_checkpoint(self, folder: str | None) -> bool:
         if not folder or self.is_fsdp_enabled or self.is_deepspeed_enabled:
