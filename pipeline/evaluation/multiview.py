@@ -1,6 +1,7 @@
 """Multi-view evaluation like the papers: K temporal clips x C spatial crops per video, softmax averaged.
 
 ``python -m pipeline.evaluation --model DIR_OR_HUB_ID --dataset_dir DIR --output_dir OUT --num_clips K --num_crops C``
+(``--zero_shot`` with a video-text model such as X-CLIP: classes scored by name, see ``pipeline.evaluation.zero_shot``)
 or, from Python (``train.py`` does this after training), ``evaluate_model(model, processor, dataset, ...)``.
 
 Every view is made by ``pipeline.inference.views.load_views``, the function ``pipeline()`` uses, with the frame sampling
@@ -543,6 +544,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="trainer_state.json for the training curves (default: the model folder's)")
     parser.add_argument("--no_attention_maps", action="store_true", help="skip the attention / Grad-CAM figure")
     parser.add_argument("--output_dir", required=True, help="where metrics, figures and report.md go")
+    zero_shot = parser.add_argument_group("zero-shot (a video-text model scores the classes by name, no training)")
+    zero_shot.add_argument("--zero_shot", action="store_true",
+                           help="--model is a video-text model (X-CLIP, e.g. microsoft/xclip-base-patch32)")
+    zero_shot.add_argument("--prompt_template", default=None,
+                           help="text for each class, '{}' = the class name (default: 'a video of {}.')")
+    zero_shot.add_argument("--raw_class_names", action="store_true",
+                           help="use class names as written (default: ApplyEyeMakeup -> 'apply eye makeup')")
     return parser.parse_args(argv)
 
 
@@ -565,7 +573,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.max_videos is not None and args.max_videos < len(dataset):
             dataset = dataset.select(range(args.max_videos))
         dataset, skipped = add_video_info(dataset)
-    model, processor = load_trained_model(args.model, args.attn_implementation)
+    extra: dict[str, Any] = {}
+    if args.zero_shot:
+        from pipeline.evaluation.zero_shot import DEFAULT_TEMPLATE, load_zero_shot_classifier
+
+        model, processor = load_zero_shot_classifier(
+            args.model, dataset.features["label"].names, template=args.prompt_template or DEFAULT_TEMPLATE,
+            as_words=not args.raw_class_names)
+        extra = {"zero_shot": True, "prompt_template": model.template, "prompts": model.prompts}
+    else:
+        model, processor = load_trained_model(args.model, args.attn_implementation)
     model.to(dtype=getattr(torch, args.dtype))
     sampling = sampling_from_config(model.config, args.num_frames, args.frame_sampling_rate,
                                     args.frame_sampling_strategy)
@@ -574,9 +591,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         model, processor, dataset,
         num_clips=args.num_clips, num_crops=args.num_crops, output_dir=args.output_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, sampling=sampling, trainer_state=trainer_state, dataset_splits=splits,
-        skipped=skipped, attention_maps=not args.no_attention_maps,
+        skipped=skipped, attention_maps=not (args.no_attention_maps or args.zero_shot),
         description={"model": args.model, "dataset": args.dataset, "dataset_dir": args.dataset_dir,
-                     "split": args.split, "dtype": args.dtype},
+                     "split": args.split, "dtype": args.dtype, **extra},
     )
 
 

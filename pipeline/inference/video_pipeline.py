@@ -202,7 +202,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             problem = getattr(self.model.config, "problem_type", None)
             by_problem = {"regression": "none", "multi_label_classification": "sigmoid"}
             function_to_apply = by_problem.get(problem, "softmax")
-        top_k = min(top_k, self.model.config.num_labels)
+        top_k = min(top_k, len(self._label_names()))
         if isinstance(model_outputs, dict):  # run_single of a one-chunk input may hand over the bare output
             model_outputs = [model_outputs]
 
@@ -233,10 +233,15 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         return {"predictions": self._top(overall, top_k), "timeline": timeline,
                 "num_frames": timeline[-1]["end_frame"], "fps": fps}
 
+    def _label_names(self) -> list[str]:
+        """The name of each score, in output order (the zero-shot subclass: its candidate labels)."""
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in range(self.model.config.num_labels)]
+
     def _top(self, scores: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
         values, ids = scores.topk(top_k)
-        id2label = self.model.config.id2label
-        return [{"score": float(v), "label": id2label[int(i)]} for v, i in zip(values.tolist(), ids.tolist())]
+        names = self._label_names()
+        return [{"score": float(v), "label": names[int(i)]} for v, i in zip(values.tolist(), ids.tolist())]
 
 
 def timeline_windows(
