@@ -86,5 +86,5 @@ def test_zero_shot_evaluation_runs_on_the_demo(demo_dataset, tmp_path):
                                str(demo_dataset), "--output_dir", str(out), "--batch_size", "32"])
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["zero_shot"] is True and saved["num_videos"] == demo_test_videos()
-    assert saved["prompts"][2] == "a video of move left."  # demo class MoveLeft, as words
+    assert saved["prompts"][2] == "move left"  # demo class MoveLeft, as words
     assert metrics["video_top1"] == saved["video_top1"] and (out / "report.md").is_file()

@@ -44,7 +44,8 @@ def test_class_names_become_prompts():
     assert words_of("playing_cricket") == "playing cricket"
     assert words_of("YoYo") == "yo yo" and words_of("HTTPServer") == "http server"
     assert prompts_for(["MoveLeft"], "a video of a person {}") == ["a video of a person move left"]
-    assert prompts_for(["MoveLeft"], as_words=False) == ["a video of MoveLeft."]
+    assert prompts_for(["MoveLeft"], as_words=False) == ["MoveLeft"]
+    assert prompts_for(["ApplyEyeMakeup"]) == ["apply eye makeup"]  # X-CLIP's default: the class text alone
     with pytest.raises(ValueError, match="no '{}'"):
         prompts_for(["a"], "a video")
 

@@ -548,7 +548,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     zero_shot.add_argument("--zero_shot", action="store_true",
                            help="--model is a video-text model (X-CLIP, e.g. microsoft/xclip-base-patch32)")
     zero_shot.add_argument("--prompt_template", default=None,
-                           help="text for each class, '{}' = the class name (default: 'a video of {}.')")
+                           help="text for each class, '{}' = the class name (default: '{}', the name alone, as X-CLIP "
+                                "was trained)")
     zero_shot.add_argument("--raw_class_names", action="store_true",
                            help="use class names as written (default: ApplyEyeMakeup -> 'apply eye makeup')")
     return parser.parse_args(argv)

@@ -4,9 +4,10 @@
         --dataset_dir /data/UCF101 --num_clips 3 --num_crops 3 --output_dir outputs/xclip-ucf101-zero-shot \\
         [--prompt_template "a video of a person {}."] [--raw_class_names]
 
-Each class name becomes a prompt (``ApplyEyeMakeup`` -> ``a video of apply eye makeup.``; ``--raw_class_names``
-keeps names as written). ``ZeroShotClassifier`` wraps the model and the encoded prompts as an ordinary video
-classifier (``forward(pixel_values) -> .logits`` over the dataset's classes), so ``evaluate_model`` does the rest
+Each class name becomes a prompt (``ApplyEyeMakeup`` -> ``apply eye makeup``, the bare class text X-CLIP was trained
+on; ``--prompt_template "a video of {}."`` wraps it; ``--raw_class_names`` keeps names as written).
+``ZeroShotClassifier`` wraps the model and the encoded prompts as an ordinary video classifier
+(``forward(pixel_values) -> .logits`` over the dataset's classes), so ``evaluate_model`` does the rest
 exactly as for a trained classifier: the same views (K clips x C crops, the model's own frame sampling: X-CLIP's
 ``vision_config.num_frames`` frames, TSN-style segments unless ``--frame_sampling_strategy`` says otherwise), softmax
 averaged over views, and the same outputs (metrics.json with the prompts used, predictions.csv, report.md, figures).

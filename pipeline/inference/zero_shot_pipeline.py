@@ -5,10 +5,11 @@
     -> [{"label": "juggling", "score": 0.93}, ...]        # best first, scores sum to 1
 
 Like transformers' ``zero-shot-image-classification``: ``candidate_labels`` (a list, or one comma-separated
-string) and ``hypothesis_template`` (default ``"a video of {}."``). Videos go through exactly what the
-video-classification pipeline does (``PyAVVideoClassificationPipeline``: PyAV decoding of paths, URLs, bytes or
-uint8 (T, H, W, 3) arrays, the frame sampling of the model config, ``num_clips`` / ``num_crops`` multi-view,
-``timeline=True``), so ``python -m pipeline.evaluation --zero_shot`` and this pipeline score the same views.
+string) and ``hypothesis_template`` (default ``"{}"``: the label alone, as X-CLIP was trained; e.g.
+``"a video of {}."``). Videos go through exactly what the video-classification pipeline does
+(``PyAVVideoClassificationPipeline``: PyAV decoding of paths, URLs, bytes or uint8 (T, H, W, 3) arrays, the frame
+sampling of the model config, ``num_clips`` / ``num_crops`` multi-view, ``timeline=True``), so
+``python -m pipeline.evaluation --zero_shot`` and this pipeline score the same views.
 X-CLIP's frame count comes from ``config.vision_config.num_frames``; frames are sampled as X-CLIP was trained and
 evaluated (TSN-style: one frame from each of T equal segments of the whole video, mmaction's ``SampleFrames(clip_len=1,
 num_clips=T)``; our ``uniform`` strategy) unless the config or the call names another strategy.

@@ -1,7 +1,7 @@
 """Zero-shot video classification: scoring clips against class names written as text prompts (X-CLIP).
 
-A class name becomes a prompt through a template (``"a video of {}."``; a UCF-style ``CamelCase`` or ``snake_case``
-name is first written as words: ``ApplyEyeMakeup`` -> ``apply eye makeup``). The text tower runs ONCE per label
+A class name becomes a prompt through a template (``"{}"``, X-CLIP's own, by default; e.g. ``"a video of {}."``); a
+UCF-style ``CamelCase`` or ``snake_case`` name is first written as words (``ApplyEyeMakeup`` -> ``apply eye makeup``). The text tower runs ONCE per label
 set (``text_embeddings``); each batch of views then needs only the video tower and X-CLIP's video-specific prompt
 generator (``video_text_logits``), which is exactly ``XCLIPModel.forward`` split in two (a test checks equality).
 Probabilities are the softmax over the candidate labels, averaged over views like every other evaluation here.
@@ -17,7 +17,9 @@ from typing import Any, Sequence
 
 import torch
 
-DEFAULT_TEMPLATE = "a video of {}."
+# X-CLIP was trained and evaluated on the bare class text (its generate_text uses the template "{}", with class names
+# written as words: "apply eye makeup"); a template such as "a video of a person {}." can be given instead
+DEFAULT_TEMPLATE = "{}"
 # X-CLIP's frame sampling (its data pipeline: mmaction's SampleFrames(clip_len=1, frame_interval=1, num_clips=T)): one
 # frame from each of T equal segments of the video, i.e. this project's "uniform" strategy
 DEFAULT_STRATEGY = "uniform"
