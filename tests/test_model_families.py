@@ -247,3 +247,20 @@ def test_frozen_vivit_trains_only_its_classifier(tmp_path):
 def test_saved_classifier_reloads_with_the_auto_class(vjepa2_dir):
     model = AutoModelForVideoClassification.from_pretrained(vjepa2_dir)
     assert type(model).__name__ == "VJEPA2ForVideoClassification" and model.config.num_frames == NUM_FRAMES
+
+
+def test_model_card_of_a_frozen_vjepa2_probe(vjepa2_dir, tmp_path):
+    import shutil
+
+    from pipeline.publish.model_card import build_model_card
+
+    folder = tmp_path / "probe"
+    shutil.copytree(vjepa2_dir, folder)
+    (folder / "recipe.yaml").write_text("model_name_or_path: facebook/vjepa2-vitl-fpc64-256\nfreeze_backbone: true\n"
+                                        "dataset: ucf101\nnum_frames: 4\n")
+    card, _ = build_model_card(folder, repo_id="someone/vjepa2-probe")
+    text = str(card)
+    assert card.data.license == "mit" and card.data.base_model == "facebook/vjepa2-vitl-fpc64-256"
+    assert "V-JEPA 2 video classifier" in text and "only the attentive probe" in text
+    assert "video_preprocessor_config.json" in text and "assran2025vjepa2" in text
+    assert "| freeze_backbone | `True` |" in text
