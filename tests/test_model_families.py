@@ -182,6 +182,10 @@ def test_vjepa2_pipeline_and_evaluation_score_the_same_views(vjepa2_dir, tmp_pat
         top = classifier(source, num_clips=2, num_crops=3, top_k=len(LABELS))
         by_label = {p["label"]: p["score"] for p in top}
         np.testing.assert_allclose([by_label[name] for name in LABELS], expected.numpy(), atol=1e-5)
+    batched = classifier([str(video), str(video)], num_clips=2, num_crops=3, top_k=len(LABELS), batch_size=4)
+    for top in batched:  # views of several videos batched together
+        by_label = {p["label"]: p["score"] for p in top}
+        np.testing.assert_allclose([by_label[name] for name in LABELS], expected.numpy(), atol=1e-5)
 
     # the evaluation's batched scoring goes through the same adapter
     dataset = Dataset.from_dict({"video": [str(video)], "label": [0]})

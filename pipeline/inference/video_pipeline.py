@@ -64,6 +64,10 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         ChunkPipeline.__init__(self, *args, **kwargs)
         if self.image_processor is None and self.video_processor is None:
             self.video_processor = _checkpoint_video_processor(self.model)
+        if self.image_processor is None and self.feature_extractor is None and self.video_processor is not None:
+            # transformers' batching (batch_size > 1) insists on a tokenizer, feature extractor or image processor
+            # and reads only padding settings from it; our views never need padding, and the video processor serves
+            self.feature_extractor = self.video_processor
         processor = self.image_processor if self.image_processor is not None else self.video_processor
         if processor is None:
             raise ValueError(
