@@ -4,6 +4,7 @@ evaluation and pipeline(), and the frozen-backbone attentive probe."""
 
 from __future__ import annotations
 
+import csv
 import logging
 
 import numpy as np
@@ -19,7 +20,7 @@ from transformers import (
     VJEPA2VideoProcessor,
 )
 
-from pipeline.evaluation import VideoViews, load_trained_model, score_views
+from pipeline.evaluation import evaluate_model, load_trained_model
 from pipeline.inference import load_pipeline
 from pipeline.inference.model_inputs import as_model_inputs, config_num_frames, input_name, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing
@@ -187,14 +188,16 @@ def test_vjepa2_pipeline_and_evaluation_score_the_same_views(vjepa2_dir, tmp_pat
         by_label = {p["label"]: p["score"] for p in top}
         np.testing.assert_allclose([by_label[name] for name in LABELS], expected.numpy(), atol=1e-5)
 
-    # the evaluation's batched scoring goes through the same adapter
-    dataset = Dataset.from_dict({"video": [str(video)], "label": [0]})
-    scores, skipped = score_views(model.eval(), VideoViews(
-        dataset, [0], lambda path, info=None: load_views(path, processor_or_prep=processor, num_frames=NUM_FRAMES,
-                                                          rate=2, num_clips=2, num_crops=3)),
-        batch_size=4, show_progress=False)
-    assert not skipped
-    np.testing.assert_allclose(scores[0].mean(axis=0), expected.numpy(), atol=1e-5)
+    # the evaluation command's scoring goes through the same adapter
+    from datasets import ClassLabel, Features, Value
+
+    dataset = Dataset.from_dict({"video": [str(video)], "label": [0]},
+                                features=Features({"video": Value("string"), "label": ClassLabel(names=list(LABELS))}))
+    evaluate_model(model.eval(), processor, dataset, num_clips=2, num_crops=3, batch_size=4, num_workers=0,
+                   output_dir=tmp_path / "eval", sample_figures=False)
+    row = next(csv.DictReader(open(tmp_path / "eval" / "predictions.csv", newline="")))
+    scores = {row[f"top{k}_label"]: float(row[f"top{k}_score"]) for k in range(1, len(LABELS) + 1)}
+    np.testing.assert_allclose([scores[name] for name in LABELS], expected.numpy(), atol=1e-5)
 
 
 # ---- ViViT -------------------------------------------------------------------------------------------------------
@@ -204,9 +207,8 @@ def test_vivit_from_config_maps_frames_to_minus_one_one():
     assert isinstance(processor, VivitImageProcessor)
     assert vivit_input_range(processor) == pytest.approx((-1.0, 1.0))
     frames = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, IMAGE_SIZE, IMAGE_SIZE)
-    from pipeline.inference.preprocessing import build_eval_transform
-
-    normalised = build_eval_transform(VideoPreprocessing.from_processor(processor))(frames.contiguous())
+    normalised = load_views(frames.permute(0, 2, 3, 1).contiguous().numpy(), processor_or_prep=processor,
+                            num_frames=2)[0]
     assert normalised[0].min() == pytest.approx(-1.0) and normalised[1].max() == pytest.approx(1.0)
     assert model(pixel_values=clips()).logits.shape == (2, len(LABELS))
 
@@ -216,14 +218,12 @@ def test_vivit_processors_fold_into_the_clip_contract_exactly(do_normalize):
     """ViViT's processors subtract 1 after rescaling; the clip contract reproduces transformers' output."""
     from transformers import VivitVideoProcessor
 
-    from pipeline.inference.preprocessing import build_eval_transform
-
     frames = np.random.default_rng(0).integers(0, 256, (NUM_FRAMES, 40, 48, 3), dtype=np.uint8)
     video = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
     processor = VivitVideoProcessor(size={"shortest_edge": IMAGE_SIZE},
                                     crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_normalize=do_normalize)
     expected = processor(video, return_tensors="pt")["pixel_values"][0]
-    ours = build_eval_transform(VideoPreprocessing.from_processor(processor))(video)
+    ours = load_views(frames, processor_or_prep=processor, num_frames=NUM_FRAMES)[0]  # the clip contract's view
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
 

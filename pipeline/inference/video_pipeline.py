@@ -194,9 +194,13 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                                "is_last": last_window and index == len(window_views) - 1}
 
     # -- model -----------------------------------------------------------------------------------------------
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The model's scores of a batch of views (the zero-shot subclass: against its candidate labels)."""
+        return self.model(**{input_name(self.model): pixel_values.to(self.model.dtype)}).logits
+
     def _forward(self, model_inputs):
         pixel_values = model_inputs.pop("pixel_values")
-        logits = self.model(**{input_name(self.model): pixel_values.to(self.model.dtype)}).logits
+        logits = self._logits(pixel_values)
         # "logits" first: transformers reads the batch size of a batched output from its first entry
         return {"logits": logits.float(), **model_inputs}
 

@@ -50,23 +50,26 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
             raise ValueError(f"{getattr(self.model.config, '_name_or_path', 'model')}: no tokenizer found; the "
                              "zero-shot pipeline needs one to encode the candidate labels")
         self._text_cache: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
+        # the labels and template of the call in progress (one set per call, for every input of a list)
+        self._labels: list[str] = []
+        self._template = DEFAULT_TEMPLATE
         self._postprocess_labels: list[str] = []
 
     def _sanitize_parameters(self, candidate_labels=None, hypothesis_template: Optional[str] = None, **kwargs):
         preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
         if candidate_labels is not None:
-            labels = _as_labels(candidate_labels)
-            forward["candidate_labels"] = postprocess["candidate_labels"] = labels
-        if hypothesis_template is not None:
-            prompts_for(["x"], hypothesis_template)  # fails now, naming the template, if it has no "{}"
-            forward["hypothesis_template"] = hypothesis_template
+            postprocess["candidate_labels"] = _as_labels(candidate_labels)
         return preprocess, forward, postprocess
 
-    def __call__(self, inputs, candidate_labels=None, **kwargs):
+    def __call__(self, inputs, candidate_labels=None, hypothesis_template: Optional[str] = None, **kwargs):
         """Rank ``candidate_labels`` for one video or a list of videos; see the module docstring."""
         if candidate_labels is None:
             raise ValueError("zero-shot-video-classification needs candidate_labels=[...] (the classes to rank)")
-        return super().__call__(inputs, candidate_labels=candidate_labels, **kwargs)
+        template = DEFAULT_TEMPLATE if hypothesis_template is None else hypothesis_template
+        self._labels = _as_labels(candidate_labels)
+        self._template = template
+        self._text(self._labels, template)  # encodes once now; fails here, naming the template, without "{}"
+        return super().__call__(inputs, candidate_labels=self._labels, **kwargs)
 
     def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
         strategy = (frame_sampling_strategy or getattr(self.model.config, "frame_sampling_strategy", None)
@@ -80,17 +83,15 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
             self._text_cache[key] = text_embeddings(self.model, self.tokenizer, prompts)
         return self._text_cache[key]
 
-    def _forward(self, model_inputs, candidate_labels: Sequence[str] = (),
-                 hypothesis_template: str = DEFAULT_TEMPLATE):
-        pixel_values = model_inputs.pop("pixel_values").to(self.model.dtype)
-        logits = video_text_logits(self.model, pixel_values, self._text(candidate_labels, hypothesis_template))
-        # "logits" first: transformers reads the batch size of a batched output from its first entry
-        return {"logits": logits.float(), **model_inputs}
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        text = self._text(self._labels, self._template)
+        return video_text_logits(self.model, pixel_values.to(self.model.dtype), text)
 
     def postprocess(self, model_outputs, candidate_labels: Sequence[str] = (), top_k: Optional[int] = None,
                     function_to_apply: Optional[str] = None):
-        self._postprocess_labels = list(candidate_labels)
-        return super().postprocess(model_outputs, top_k=top_k or len(candidate_labels),
+        labels = list(candidate_labels) or self._labels
+        self._postprocess_labels = labels
+        return super().postprocess(model_outputs, top_k=top_k or len(labels),
                                    function_to_apply=function_to_apply or "softmax")
 
     def _label_names(self) -> list[str]:

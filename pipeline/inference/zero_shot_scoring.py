@@ -1,9 +1,10 @@
 """Zero-shot video classification: scoring clips against class names written as text prompts (X-CLIP).
 
 A class name becomes a prompt through a template (``"{}"``, X-CLIP's own, by default; e.g. ``"a video of {}."``); a
-UCF-style ``CamelCase`` or ``snake_case`` name is first written as words (``ApplyEyeMakeup`` -> ``apply eye makeup``). The text tower runs ONCE per label
-set (``text_embeddings``); each batch of views then needs only the video tower and X-CLIP's video-specific prompt
-generator (``video_text_logits``), which is exactly ``XCLIPModel.forward`` split in two (a test checks equality).
+UCF-style ``CamelCase`` or ``snake_case`` name is first written as words (``ApplyEyeMakeup`` -> ``apply eye makeup``).
+The text tower runs ONCE per label set (``text_embeddings``); each batch of views then needs only the video tower and
+X-CLIP's video-specific prompt generator (``video_text_logits``), which is exactly ``XCLIPModel.forward`` split in two
+(a test checks equality).
 Probabilities are the softmax over the candidate labels, averaged over views like every other evaluation here.
 
 Used by the ``zero-shot-video-classification`` pipeline and ``python -m pipeline.evaluation --zero_shot``.
@@ -76,5 +77,5 @@ def video_text_logits(model: Any, pixel_values: torch.Tensor, text_embeds: torch
     return torch.einsum("bd,bkd->bk", video_embeds, model.logit_scale.exp() * text)
 
 
-__all__ = ["DEFAULT_TEMPLATE", "DEFAULT_STRATEGY", "words_of", "prompts_for", "check_zero_shot_model", "text_embeddings",
-           "video_text_logits"]
+__all__ = ["DEFAULT_TEMPLATE", "DEFAULT_STRATEGY", "words_of", "prompts_for", "check_zero_shot_model",
+           "text_embeddings", "video_text_logits"]

@@ -26,8 +26,12 @@ class VideoTrainer(Trainer):
     """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied), and
     that hands each model its clips under the name it takes (V-JEPA 2: ``pixel_values_videos``)."""
 
-    def _prepare_inputs(self, inputs):
-        return as_model_inputs(self.model, super()._prepare_inputs(inputs))
+    # the public per-batch hooks (not the private _prepare_inputs): both see the collated batch before the model does
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        return super().training_step(model, as_model_inputs(model, inputs), num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        return super().prediction_step(model, as_model_inputs(model, inputs), prediction_loss_only, ignore_keys)
 
     def _plain_checkpoint(self, folder: str | None) -> bool:
         if not folder or self.is_fsdp_enabled or self.is_deepspeed_enabled:
