@@ -30,7 +30,7 @@ class ModelArguments:
         default=None, metadata={"help": "Hub id or local folder of a pretrained checkpoint (classifier re-created)."}
     )
     model_type: Optional[str] = field(
-        default=None, metadata={"help": "Build from a config instead: videomae | timesformer | i3d."}
+        default=None, metadata={"help": "Build from a config instead: videomae | timesformer | vivit | vjepa2 | i3d."}
     )
     config_overrides: Optional[str] = field(
         default=None,
@@ -49,6 +49,11 @@ class ModelArguments:
         default=False, metadata={"help": "Load even if backbone weights are missing/unexpected (NOT recommended)."}
     )
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    freeze_backbone: bool = field(
+        default=False,
+        metadata={"help": "Train only the head on a frozen backbone (V-JEPA 2: its attentive probe; else a linear "
+                          "probe)."},
+    )
 
     def overrides(self) -> dict[str, Any]:
         """``config_overrides`` as a dict (the recipe gives a mapping, the CLI a string)."""

@@ -140,6 +140,7 @@ def build_model(model_args, data_args, labels):
         num_frames=data_args.num_frames,
         attn_implementation=model_args.attn_implementation,
         ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
+        freeze_backbone=model_args.freeze_backbone,
         cache_dir=model_args.cache_dir,
     )
     model.config.num_frames = data_args.num_frames or model.config.num_frames

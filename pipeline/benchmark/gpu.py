@@ -31,6 +31,8 @@ from typing import Any, Callable
 import torch
 import yaml
 
+from pipeline.inference.model_inputs import model_inputs
+
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
 RESULTS_FILE = "gpu_benchmark.json"
@@ -143,11 +145,11 @@ def inference_speed(model: torch.nn.Module, shape: tuple[int, ...], batch: int, 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
         for _ in range(3):
-            model(pixel_values=views)
+            model(**model_inputs(model, views))
         sync()
         started = time.perf_counter()
         for _ in range(repeats):
-            model(pixel_values=views)
+            model(**model_inputs(model, views))
         sync()
     return repeats * batch / (time.perf_counter() - started)
 

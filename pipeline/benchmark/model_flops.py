@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from pipeline.inference.model_inputs import model_inputs
+
 TRAINING_FACTOR = 3
 
 VIDEOMAE_FORMULA = (
@@ -110,7 +112,7 @@ def counted_forward_flops(model: torch.nn.Module, pixel_values: torch.Tensor) ->
     model.eval()
     try:
         with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]), counter:
-            model(pixel_values=pixel_values)
+            model(**model_inputs(model, pixel_values))
     finally:
         model.train(was_training)
     return counter.get_total_flops() // pixel_values.shape[0]

@@ -42,6 +42,7 @@ from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
 from pipeline.train import build_clip_transforms, build_model
 from pipeline.training.collate import VideoCollator
+from pipeline.inference.model_inputs import model_inputs
 
 logger = logging.getLogger("pipeline.benchmark.train")
 
@@ -166,7 +167,7 @@ def run_steps(model, batches, optimizer, *, steps, warmup, device, dtype, max_gr
         t3 = time.perf_counter()
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         with autocast:
-            loss = forward(pixel_values=pixel_values, labels=labels).loss
+            loss = forward(**model_inputs(model, pixel_values, labels=labels)).loss
         scaler.scale(loss).backward()
         if max_grad_norm and max_grad_norm > 0:
             scaler.unscale_(optimizer)

@@ -20,6 +20,8 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from pipeline.inference.model_inputs import model_inputs
+
 
 def _fuse_heads(attention: torch.Tensor, head_fusion: str) -> torch.Tensor:
     """(B, heads, N, N) -> (B, N, N)."""
@@ -165,7 +167,7 @@ def _normalise(heatmap: torch.Tensor) -> torch.Tensor:
 def videomae_relevance(model: torch.nn.Module, pixel_values: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
     """VideoMAE: relevance of each input token to the pooled output, (B, T/tubelet, H/p, W/p), summing to 1."""
     with _eager_attention(model):
-        outputs = model(pixel_values=pixel_values, output_attentions=True)
+        outputs = model(**model_inputs(model, pixel_values, output_attentions=True))
     rollout = attention_rollout(outputs.attentions, head_fusion)
     if getattr(model.config, "use_mean_pooling", True):
         relevance = rollout.mean(dim=1)  # the classifier sees the mean of all output tokens
@@ -185,7 +187,7 @@ def timesformer_relevance(
     sums to 1 minus that share.
     """
     with _eager_attention(model), _capture_temporal_attentions(model) as temporal:
-        outputs = model(pixel_values=pixel_values, output_attentions=True)
+        outputs = model(**model_inputs(model, pixel_values, output_attentions=True))
     batch, frames, _, height, width = pixel_values.shape
     rollout = timesformer_rollout(outputs.attentions, temporal, frames, head_fusion)
     _, rows, cols = _grid(model.config, frames, height, width)
@@ -236,7 +238,7 @@ def grad_cam(
         with torch.enable_grad():
             # an input that needs grad keeps the graph even when every weight is frozen
             inputs = pixel_values.detach().requires_grad_(True)
-            logits = model(pixel_values=inputs).logits
+            logits = model(**model_inputs(model, inputs)).logits
             if target_class is None:
                 target = logits.argmax(dim=-1)
             else:

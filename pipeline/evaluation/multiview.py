@@ -1,6 +1,7 @@
 """Multi-view evaluation like the papers: K temporal clips x C spatial crops per video, softmax averaged.
 
 ``python -m pipeline.evaluation --model DIR_OR_HUB_ID --dataset_dir DIR --output_dir OUT --num_clips K --num_crops C``
+(``--zero_shot`` with a video-text model such as X-CLIP: classes scored by name, see ``pipeline.evaluation.zero_shot``)
 or, from Python (``train.py`` does this after training), ``evaluate_model(model, processor, dataset, ...)``.
 
 Every view is made by ``pipeline.inference.views.load_views``, the function ``pipeline()`` uses, with the frame sampling
@@ -33,6 +34,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
+from pipeline.inference.model_inputs import config_num_frames, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing, frames_of_view
 from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
 from pipeline.inference.video_scoring import ClipPlan, VideoClips, default_num_workers, score_videos
@@ -67,7 +69,7 @@ def sampling_from_config(config, num_frames: int | None = None, rate: int | None
                          strategy: str | None = None) -> FrameSampling:
     """The model's training sampling (``config.num_frames``, ``frame_sampling_rate``, ``frame_sampling_strategy``,
     written by ``train.py``); explicit arguments win; models trained elsewhere get ``pipeline()``'s defaults."""
-    num_frames = num_frames or getattr(config, "num_frames", None)
+    num_frames = num_frames or config_num_frames(config)
     if not num_frames:
         raise ValueError(f"{getattr(config, '_name_or_path', 'model')}: config has no num_frames; pass --num_frames")
     if not (rate or getattr(config, "frame_sampling_rate", None)):
@@ -142,7 +144,7 @@ def score_dataset(
                 logger.warning("skipping %s: %s", item["video"], item["error"])
             progress.update(1)
 
-        return score_videos(lambda pixel_values: model(pixel_values=pixel_values).logits, videos, prep=prep,
+        return score_videos(lambda pixel_values: model(**model_inputs(model, pixel_values)).logits, videos, prep=prep,
                             num_crops=num_crops, batch_size=batch_size, num_workers=num_workers, device=device,
                             dtype=dtype, on_video=seen)
 
@@ -453,7 +455,10 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequen
 def load_trained_model(name_or_path: str, attn_implementation: str | None = None, cache_dir: str | None = None):
     """(model, processor) of a trained checkpoint (local folder or Hub id), our I3D included."""
     import pipeline  # noqa: F401  (registers I3D with the Auto classes)
-    from transformers import AutoConfig, AutoImageProcessor, AutoModelForVideoClassification
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    from pipeline.inference.frame_count import restore_temporal_positions
+    from pipeline.models.processors import load_processor
 
     config = AutoConfig.from_pretrained(name_or_path, cache_dir=cache_dir)
     kwargs = {}
@@ -464,7 +469,8 @@ def load_trained_model(name_or_path: str, attn_implementation: str | None = None
         from pipeline.models.timesformer_sdpa import enable_timesformer_sdpa
 
         model = enable_timesformer_sdpa(model)
-    processor = AutoImageProcessor.from_pretrained(name_or_path, cache_dir=cache_dir)
+    restore_temporal_positions(model)
+    processor = load_processor(name_or_path, cache_dir=cache_dir)
     return model, processor
 
 
@@ -493,6 +499,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="trainer_state.json for the training curves (default: the model folder's)")
     parser.add_argument("--no_attention_maps", action="store_true", help="skip the attention / Grad-CAM figure")
     parser.add_argument("--output_dir", required=True, help="where metrics, figures and report.md go")
+    zero_shot = parser.add_argument_group("zero-shot (a video-text model scores the classes by name, no training)")
+    zero_shot.add_argument("--zero_shot", action="store_true",
+                           help="--model is a video-text model (X-CLIP, e.g. microsoft/xclip-base-patch32)")
+    zero_shot.add_argument("--prompt_template", default=None,
+                           help="text for each class, '{}' = the class name (default: '{}', the name alone, as X-CLIP "
+                                "was trained)")
+    zero_shot.add_argument("--raw_class_names", action="store_true",
+                           help="use class names as written (default: ApplyEyeMakeup -> 'apply eye makeup')")
     return parser.parse_args(argv)
 
 
@@ -517,7 +531,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.max_videos is not None and args.max_videos < len(dataset):
             dataset = dataset.select(range(args.max_videos))
         dataset, skipped = add_video_info(dataset)
-    model, processor = load_trained_model(args.model, args.attn_implementation)
+    extra: dict[str, Any] = {}
+    if args.zero_shot:
+        from pipeline.evaluation.zero_shot import DEFAULT_TEMPLATE, load_zero_shot_classifier
+
+        model, processor = load_zero_shot_classifier(
+            args.model, dataset.features["label"].names, template=args.prompt_template or DEFAULT_TEMPLATE,
+            as_words=not args.raw_class_names)
+        extra = {"zero_shot": True, "prompt_template": model.template, "prompts": model.prompts}
+    else:
+        model, processor = load_trained_model(args.model, args.attn_implementation)
     model.to(dtype=getattr(torch, args.dtype))
     sampling = sampling_from_config(model.config, args.num_frames, args.frame_sampling_rate,
                                     args.frame_sampling_strategy)
@@ -526,9 +549,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         model, processor, dataset,
         num_clips=args.num_clips, num_crops=args.num_crops, output_dir=args.output_dir, batch_size=args.batch_size,
         num_workers=args.num_workers, sampling=sampling, trainer_state=trainer_state, dataset_splits=splits,
-        skipped=skipped, attention_maps=not args.no_attention_maps,
+        skipped=skipped, attention_maps=not (args.no_attention_maps or args.zero_shot),
         description={"model": args.model, "dataset": args.dataset, "dataset_dir": args.dataset_dir,
-                     "split": args.split, "dtype": args.dtype},
+                     "split": args.split, "dtype": args.dtype, **extra},
     )
 
 

@@ -4,6 +4,15 @@ The modules here (all but ``registration``) are published with models as Hub rem
 the standard library, numpy, torch, torchvision, av, transformers and each other (relatively).
 """
 
-from .registration import TASK, PyAVVideoClassificationPipeline, load_pipeline, register_pipeline
+from .registration import (
+    TASK,
+    ZERO_SHOT_TASK,
+    PyAVVideoClassificationPipeline,
+    ZeroShotVideoClassificationPipeline,
+    load_pipeline,
+    load_zero_shot_pipeline,
+    register_pipeline,
+)
 
-__all__ = ["TASK", "PyAVVideoClassificationPipeline", "load_pipeline", "register_pipeline"]
+__all__ = ["TASK", "ZERO_SHOT_TASK", "PyAVVideoClassificationPipeline", "ZeroShotVideoClassificationPipeline",
+           "load_pipeline", "load_zero_shot_pipeline", "register_pipeline"]

@@ -56,7 +56,18 @@ class VideoPreprocessing:
         mean = tuple(getattr(processor, "image_mean", None) or (0.0, 0.0, 0.0)) if do_normalize else (0.0, 0.0, 0.0)
         std = tuple(getattr(processor, "image_std", None) or (1.0, 1.0, 1.0)) if do_normalize else (1.0, 1.0, 1.0)
         rescale = float(getattr(processor, "rescale_factor", 1 / 255)) if getattr(processor, "do_rescale", True) else 1.0
+        if rescale != 1.0 and _offsets_by_one(processor):
+            # ViViT's processors compute x * rescale - 1 before any mean/std: (x*r - 1 - m) / s == (x*r - (m+1)) / s
+            mean = tuple(float(m) + 1.0 for m in mean)
         return cls(shortest, crop_size, tuple(float(m) for m in mean), tuple(float(s) for s in std), rescale)
+
+
+def _offsets_by_one(processor: Any) -> bool:
+    """ViViT's image processor (``offset=True``) and video processor (always) subtract 1 after rescaling."""
+    offset = getattr(processor, "offset", None)
+    if offset is not None:
+        return bool(offset)
+    return type(processor).__name__ == "VivitVideoProcessor"
 
 
 def _as_dict(value: Any) -> dict:

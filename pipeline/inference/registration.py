@@ -1,4 +1,5 @@
-"""Makes ``transformers.pipeline("video-classification", ...)`` use our PyAV pipeline, and loads it directly.
+"""Makes ``transformers.pipeline("video-classification", ...)`` use our PyAV pipeline, adds the
+``"zero-shot-video-classification"`` task (X-CLIP, ``candidate_labels``), and loads either directly.
 
 ``import pipeline`` calls ``register_pipeline()``: transformers' pipeline registry then builds
 ``PyAVVideoClassificationPipeline`` (pipeline/data/video_pipeline.py) for the "video-classification" task, for
@@ -16,16 +17,19 @@ import logging as _std_logging
 import os
 from typing import Any
 
-from transformers import AutoImageProcessor, AutoModelForVideoClassification
+from transformers import AutoImageProcessor, AutoModel, AutoModelForVideoClassification
 from transformers import pipeline as _transformers_pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .onnx_runner import OnnxVideoClassifier, check_backend
 from .video_pipeline import PyAVVideoClassificationPipeline
+from .zero_shot_pipeline import ZeroShotVideoClassificationPipeline
 
 TASK = "video-classification"
 # transformers' default model for the task: pipeline("video-classification") without a model still works
 DEFAULT_MODEL = {"model": ("MCG-NJU/videomae-base-finetuned-kinetics", "488eb9a")}
+ZERO_SHOT_TASK = "zero-shot-video-classification"
+ZERO_SHOT_DEFAULT_MODEL = {"model": ("microsoft/xclip-base-patch32", "main")}
 
 
 def register_pipeline() -> None:
@@ -47,6 +51,14 @@ def register_pipeline() -> None:
         )
     finally:
         registry_logger.setLevel(level)
+    if PIPELINE_REGISTRY.supported_tasks.get(ZERO_SHOT_TASK, {}).get("impl") is not ZeroShotVideoClassificationPipeline:
+        PIPELINE_REGISTRY.register_pipeline(
+            ZERO_SHOT_TASK,
+            pipeline_class=ZeroShotVideoClassificationPipeline,
+            pt_model=AutoModel,
+            default=ZERO_SHOT_DEFAULT_MODEL,
+            type="multimodal",
+        )
 
 
 def load_pipeline(model: str, backend: str = "pytorch", **kwargs: Any) -> PyAVVideoClassificationPipeline:
@@ -63,4 +75,12 @@ def load_pipeline(model: str, backend: str = "pytorch", **kwargs: Any) -> PyAVVi
                                   backend=backend, **kwargs)
 
 
-__all__ = ["PyAVVideoClassificationPipeline", "register_pipeline", "load_pipeline", "TASK"]
+def load_zero_shot_pipeline(model: str, **kwargs: Any) -> ZeroShotVideoClassificationPipeline:
+    """``transformers.pipeline("zero-shot-video-classification", model=model, **kwargs)`` with our class given
+    explicitly (no ``trust_remote_code`` needed)."""
+    return _transformers_pipeline(ZERO_SHOT_TASK, model=model, pipeline_class=ZeroShotVideoClassificationPipeline,
+                                  **kwargs)
+
+
+__all__ = ["PyAVVideoClassificationPipeline", "ZeroShotVideoClassificationPipeline", "register_pipeline",
+           "load_pipeline", "load_zero_shot_pipeline", "TASK", "ZERO_SHOT_TASK"]

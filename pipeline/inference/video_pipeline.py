@@ -36,7 +36,9 @@ from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
 from .decoding import probe_video
+from .frame_count import restore_temporal_positions
 from .frame_times import frame_times, windows_by_time
+from .model_inputs import config_num_frames, input_name
 from .onnx_runner import as_onnx_model, check_backend
 from .options import check_options
 from .preprocessing import VideoPreprocessing, clip_views
@@ -62,8 +64,11 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     """
 
     _load_processor = False
-    _load_image_processor = True
-    _load_video_processor = False  # transformers' video processors decode with torchcodec only
+    # None: loaded when the checkpoint has one. A checkpoint without an image processor (V-JEPA 2 ships only a
+    # video processor) gets its video processor in __init__; only its geometry and normalisation are read, decoding
+    # stays ours (transformers' video decoding needs torchcodec)
+    _load_image_processor = None
+    _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
 
@@ -73,14 +78,21 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         ChunkPipeline.__init__(self, *args, **kwargs)
         if check_backend(backend) == "onnx":  # the model's forward becomes an ONNX Runtime session
             self.model = as_onnx_model(self.model, onnx_model, device=self.device)
+        if self.image_processor is None and self.video_processor is None:
+            self.video_processor = _checkpoint_video_processor(self.model)
+        if self.image_processor is None and self.feature_extractor is None and self.video_processor is not None:
+            # transformers' batching (batch_size > 1) insists on a tokenizer, feature extractor or image processor
+            # and reads only padding settings from it; our views never need padding, and the video processor serves
+            self.feature_extractor = self.video_processor
         processor = self.image_processor if self.image_processor is not None else self.video_processor
         if processor is None:
             raise ValueError(
                 f"{getattr(self.model.config, '_name_or_path', 'model')}: no image processor found "
-                "(preprocessor_config.json); the video-classification pipeline needs it to resize, crop and "
-                "normalise frames"
+                "(preprocessor_config.json) or video processor (video_preprocessor_config.json); the "
+                "video-classification pipeline needs it to resize, crop and normalise frames"
             )
         self.preprocessing = VideoPreprocessing.from_processor(processor)
+        restore_temporal_positions(self.model)
 
     # -- parameters ------------------------------------------------------------------------------------------
     def _sanitize_parameters(
@@ -177,7 +189,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
 
     def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
         config = self.model.config
-        num_frames = num_frames or getattr(config, "num_frames", None)
+        num_frames = num_frames or config_num_frames(config)
         if not num_frames:
             raise ValueError(f"{config._name_or_path}: config has no num_frames; pass num_frames=...")
         rate = frame_sampling_rate or getattr(config, "frame_sampling_rate", None) or DEFAULT_RATE
@@ -254,7 +266,8 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
 
     # -- model -----------------------------------------------------------------------------------------------
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values.to(self.model.dtype)).logits
+        """The model's scores of a batch of views (the zero-shot subclass: against its candidate labels)."""
+        return self.model(**{input_name(self.model): pixel_values.to(self.model.dtype)}).logits
 
     def _chunk_views(self, chunk: dict[str, Any]) -> torch.Tensor:
         """The views of one preprocessed chunk, made on the pipeline's device: float (views, T, C, H, W)."""
@@ -279,7 +292,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             problem = getattr(self.model.config, "problem_type", None)
             by_problem = {"regression": "none", "multi_label_classification": "sigmoid"}
             function_to_apply = by_problem.get(problem, "softmax")
-        top_k = min(top_k, self.model.config.num_labels)
+        top_k = min(top_k, len(self._label_names()))
         if isinstance(model_outputs, dict):  # run_single of a one-chunk input may hand over the bare output
             model_outputs = [model_outputs]
 
@@ -319,10 +332,15 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         return {"predictions": self._top(overall, top_k), "timeline": timeline,
                 "num_frames": timeline[-1]["end_frame"], "fps": fps or None}
 
+    def _label_names(self) -> list[str]:
+        """The name of each score, in output order (the zero-shot subclass: its candidate labels)."""
+        id2label = self.model.config.id2label
+        return [id2label[i] for i in range(self.model.config.num_labels)]
+
     def _top(self, scores: torch.Tensor, top_k: int) -> list[dict[str, Any]]:
         values, ids = scores.topk(top_k)
-        id2label = self.model.config.id2label
-        return [{"score": float(v), "label": id2label[int(i)]} for v, i in zip(values.tolist(), ids.tolist())]
+        names = self._label_names()
+        return [{"score": float(v), "label": names[int(i)]} for v, i in zip(values.tolist(), ids.tolist())]
 
 
 def timeline_windows(
@@ -366,6 +384,19 @@ def timeline_windows(
     if starts[-1] + window_frames < num_frames:
         starts.append(num_frames - window_frames)
     return [(s, s + window_frames) for s in starts]
+
+
+def _checkpoint_video_processor(model):
+    """The video processor saved with ``model`` (video_preprocessor_config.json), or None."""
+    from transformers import AutoVideoProcessor
+
+    name = getattr(model.config, "_name_or_path", None)
+    if not name:
+        return None
+    try:
+        return AutoVideoProcessor.from_pretrained(name)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _scalar(value):

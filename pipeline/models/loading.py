@@ -2,7 +2,13 @@
 
 Pretrained backbones load strictly: a missing or unexpected backbone weight is an error, because transformers
 reports such keys only as a warning and leaves the layers at their init (DESIGN fact 9: VideoMAE's q_bias/v_bias).
-Only the classifier may be re-created (new label set).
+Only the classifier may be re-created (new label set), and, for V-JEPA 2, the attentive pooler (absent from its
+self-supervised backbone checkpoints) and the predictor (which its classifier never runs).
+
+Families: VideoMAE, TimeSformer, ViViT, V-JEPA 2 (transformers' ``AutoModelForVideoClassification``) and our I3D.
+A pretrained checkpoint asked for another ``num_frames`` than it was trained with loads at its own length, then its
+temporal position embeddings are interpolated (``pipeline.inference.frame_count``). ``freeze_backbone`` trains only
+the head (V-JEPA 2's attentive probe protocol).
 """
 
 from __future__ import annotations
@@ -10,21 +16,21 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModelForVideoClassification,
-    PretrainedConfig,
-    PreTrainedModel,
-    VideoMAEImageProcessor,
-)
+from transformers import AutoConfig, AutoModelForVideoClassification, PretrainedConfig, PreTrainedModel
 
+from ..inference.frame_count import restore_temporal_positions, set_num_frames
+from ..inference.model_inputs import config_num_frames
+from .backbone_freezing import UNUSED_BY_CLASSIFIER, freeze_backbone as freeze_backbone_of, freeze_unused
+from .processors import ensure_vivit_input_range, load_processor, scratch_processor, scratch_processor_for
 from .registration import register_auto_classes
 
 logger = logging.getLogger(__name__)
 
-# parameter-name fragments of the classification heads that we re-create for a new label set
-HEAD_PREFIXES = ("classifier.", "fc_norm.", "logits.", "head.")
+# parameter-name fragments of the classification heads that we re-create for a new label set ("pooler.": V-JEPA 2's
+# attentive pooler, and the unused pooler of a ViViT/ViT base checkpoint loaded into a classifier)
+HEAD_PREFIXES = ("classifier.", "fc_norm.", "logits.", "head.", "pooler.")
+# config field names that differ by family: (our name, the family's name)
+CONFIG_ALIASES = {"vjepa2": {"image_size": "crop_size"}}
 
 
 class BackboneMismatchError(RuntimeError):
@@ -39,15 +45,17 @@ def _label_maps(labels: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _is_head(key: str) -> bool:
-    return any(key.startswith(p) or f".{p}" in f".{key}" for p in HEAD_PREFIXES)
+def _is_head(key: str, model_type: str | None = None) -> bool:
+    unused = [f"{model_type}.{m}." for m in UNUSED_BY_CLASSIFIER.get(model_type, ())]
+    return any(key.startswith(p) or f".{p}" in f".{key}" for p in HEAD_PREFIXES) or any(
+        key.startswith(u) for u in unused)
 
 
-def _check_loading(name: str, info: dict[str, list], allow: bool) -> None:
-    missing = [k for k in info.get("missing_keys", []) if not _is_head(k)]
-    unexpected = [k for k in info.get("unexpected_keys", []) if not _is_head(k)]
+def _check_loading(name: str, info: dict[str, list], allow: bool, model_type: str | None = None) -> None:
+    missing = [k for k in info.get("missing_keys", []) if not _is_head(k, model_type)]
+    unexpected = [k for k in info.get("unexpected_keys", []) if not _is_head(k, model_type)]
     mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", [])]
-    mismatched = [k for k in mismatched if not _is_head(k)]
+    mismatched = [k for k in mismatched if not _is_head(k, model_type)]
     if not (missing or unexpected or mismatched):
         return
     message = (
@@ -61,14 +69,10 @@ def _check_loading(name: str, info: dict[str, list], allow: bool) -> None:
     raise BackboneMismatchError(message + ". Set ignore_mismatched_backbone=True to train anyway.")
 
 
-def scratch_processor(image_size: int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> VideoMAEImageProcessor:
-    """The processor of a model built from a config: resize the shorter side to the input size, centre crop."""
-    return VideoMAEImageProcessor(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-        image_mean=list(mean),
-        image_std=list(std),
-    )
+def _aliased(model_type: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Overrides under the family's own config names (V-JEPA 2's input size is ``crop_size``)."""
+    aliases = CONFIG_ALIASES.get(model_type, {})
+    return {aliases.get(key, key): value for key, value in overrides.items()}
 
 
 def get_model(
@@ -82,31 +86,40 @@ def get_model(
     num_frames: int | None = None,
     attn_implementation: str | None = None,
     ignore_mismatched_backbone: bool = False,
+    freeze_backbone: bool = False,
     cache_dir: str | None = None,
 ) -> tuple[PreTrainedModel, Any]:
-    """Returns ``(model, processor)`` for ``labels``; exactly one of ``model_name_or_path`` / ``model_type``."""
+    """Returns ``(model, processor)`` for ``labels``; exactly one of ``model_name_or_path`` / ``model_type``.
+
+    The model's ``config.num_frames`` is always set (V-JEPA 2 checkpoints name it ``frames_per_clip``).
+    """
     register_auto_classes()
     if bool(model_name_or_path) == bool(model_type):
         raise ValueError("give exactly one of model_name_or_path (pretrained) or model_type (from a config)")
+    family = _family(model_name_or_path, model_type, cache_dir)
     overrides = dict(config_overrides or {})
-    if num_frames is not None:
-        overrides["num_frames"] = num_frames
     if image_size is not None:
         overrides["image_size"] = image_size
+    overrides = _aliased(family, overrides)
     # TimeSformer's SDPA is ours, not transformers'; the library must still build it as eager
-    hf_attn = attn_implementation if attn_implementation in (None, "eager") or _family(model_name_or_path, model_type, cache_dir) != "timesformer" else "eager"
+    hf_attn = attn_implementation if attn_implementation in (None, "eager") or family != "timesformer" else "eager"
     kwargs = {"attn_implementation": hf_attn} if hf_attn else {}
 
     if model_type:
+        if num_frames is not None:
+            overrides["num_frames"] = num_frames
+            if family == "vjepa2":  # the length it is "pretrained" with: informative only (3-D RoPE)
+                overrides.setdefault("frames_per_clip", num_frames)
         config = AutoConfig.for_model(model_type, **overrides, **_label_maps(labels))
         model = AutoModelForVideoClassification.from_config(config, **kwargs)
-        size = getattr(config, "image_size", None) or 224
+        size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
         processor = (
-            AutoImageProcessor.from_pretrained(processor_name_or_path, cache_dir=cache_dir)
+            load_processor(processor_name_or_path, cache_dir=cache_dir)
             if processor_name_or_path
-            else scratch_processor(size)
+            else scratch_processor_for(family, size)
         )
     else:
+        # built at the checkpoint's own length: a learned temporal table of another length would not load
         config = AutoConfig.from_pretrained(model_name_or_path, cache_dir=cache_dir, **overrides, **_label_maps(labels))
         model, info = AutoModelForVideoClassification.from_pretrained(
             model_name_or_path,
@@ -116,9 +129,24 @@ def get_model(
             output_loading_info=True,
             **kwargs,
         )
-        _check_loading(model_name_or_path, info, ignore_mismatched_backbone)
-        processor = AutoImageProcessor.from_pretrained(processor_name_or_path or model_name_or_path, cache_dir=cache_dir)
+        _check_loading(model_name_or_path, info, ignore_mismatched_backbone, family)
+        restore_temporal_positions(model)
+        processor = load_processor(processor_name_or_path or model_name_or_path, cache_dir=cache_dir)
+        if family == "vivit":
+            ensure_vivit_input_range(processor, name=f"{processor_name_or_path or model_name_or_path}'s processor")
 
+    length = num_frames or config_num_frames(model.config)
+    if not length:
+        raise ValueError(f"{model_name_or_path or model_type}: the config has no frame count; give num_frames")
+    if getattr(model.config, "num_frames", None) and length != model.config.num_frames:
+        set_num_frames(model, length)
+    model.config.num_frames = int(length)
+
+    frozen = freeze_unused(model)
+    if frozen:
+        logger.info("not trained (never run by the classifier): %s", ", ".join(frozen))
+    if freeze_backbone:
+        freeze_backbone_of(model)
     if attn_implementation == "sdpa" and model.config.model_type == "timesformer":
         from .timesformer_sdpa import enable_timesformer_sdpa
 

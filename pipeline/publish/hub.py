@@ -6,8 +6,10 @@ A published repo holds, next to the model files, the code that makes it usable w
 installed:
 
 - the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
-  views, decoding, sampling, preprocessing), declared in ``config.json`` as ``custom_pipelines``, so that
-  ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
+  views, decoding, sampling, preprocessing, model_inputs, frame_count), declared in ``config.json`` as
+  ``custom_pipelines``, so that ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
+  a video-text model (X-CLIP) gets the ``zero-shot-video-classification`` pipeline (``zero_shot_pipeline.py`` and
+  its imports) instead;
 - the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
   names, which ``save_pretrained`` writes and which are copied from this package when missing.
 
@@ -48,6 +50,10 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PIPELINE_MODULE = PACKAGE_DIR / "inference" / "video_pipeline.py"
 PIPELINE_CLASS = "PyAVVideoClassificationPipeline"
 MODELS_DIR = PACKAGE_DIR / "models"
+# video-text models (no classifier head) publish the zero-shot pipeline instead: (task, module, class, Auto class)
+ZERO_SHOT_PIPELINE = ("zero-shot-video-classification", PACKAGE_DIR / "inference" / "zero_shot_pipeline.py",
+                      "ZeroShotVideoClassificationPipeline", "AutoModel")
+ZERO_SHOT_MODEL_TYPES = ("xclip",)
 
 # Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them), and the
 # Trainer's pickle of its arguments (see the module docstring).
@@ -62,15 +68,25 @@ class SecretInUploadError(UserValueError):
     """A file about to be uploaded holds an access token; nothing was uploaded."""
 
 
-def custom_pipelines_entry() -> dict[str, Any]:
-    """``config.custom_pipelines`` naming our pipeline, in the format Pipeline.save_pretrained writes."""
+def _is_zero_shot(model_type: Optional[str]) -> bool:
+    return model_type in ZERO_SHOT_MODEL_TYPES
+
+
+def custom_pipelines_entry(model_type: Optional[str] = None) -> dict[str, Any]:
+    """``config.custom_pipelines`` naming our pipeline for ``model_type`` (a classifier's video-classification, a
+    video-text model's zero-shot-video-classification), in the format Pipeline.save_pretrained writes."""
+    if _is_zero_shot(model_type):
+        task, module, name, auto_class = ZERO_SHOT_PIPELINE
+        return {task: {"impl": f"{module.stem}.{name}", "pt": [auto_class], "type": "multimodal"}}
     return {PIPELINE_TASK: {"impl": f"{PIPELINE_MODULE.stem}.{PIPELINE_CLASS}",
                             "pt": ["AutoModelForVideoClassification"], "type": "video"}}
 
 
-def pipeline_code_files() -> list[Path]:
-    """video_pipeline.py and the siblings it imports relatively (recursively): what transformers fetches."""
-    return [PIPELINE_MODULE] + sorted(Path(p) for p in get_relative_import_files(str(PIPELINE_MODULE)))
+def pipeline_code_files(model_type: Optional[str] = None) -> list[Path]:
+    """The pipeline module for ``model_type`` and the siblings it imports relatively (recursively): what
+    transformers fetches."""
+    module = ZERO_SHOT_PIPELINE[1] if _is_zero_shot(model_type) else PIPELINE_MODULE
+    return [module] + sorted(Path(p) for p in get_relative_import_files(str(module)))
 
 
 def model_code_files(model_dir: Path, config: dict) -> list[Path]:
@@ -103,7 +119,7 @@ def prepare_model_dir_for_hub(
     written = [write_model_card(model_dir, repo_id=repo_id, **card_kwargs)]
     written += sorted((model_dir / "figures").glob("*")) if (model_dir / "figures").is_dir() else []
     config = json.loads((model_dir / "config.json").read_text())
-    for source in pipeline_code_files() + model_code_files(model_dir, config):
+    for source in pipeline_code_files(config.get("model_type")) + model_code_files(model_dir, config):
         destination = model_dir / source.name
         if source.resolve() != destination.resolve():
             shutil.copyfile(source, destination)
@@ -137,9 +153,9 @@ def hub_operations(
     files["README.md"] = str(card).encode("utf-8")
     for source, target in figures:
         files[target] = source
-    for source in pipeline_code_files() + model_code_files(model_dir, config):
+    for source in pipeline_code_files(config.get("model_type")) + model_code_files(model_dir, config):
         files[source.name] = source
-    config["custom_pipelines"] = custom_pipelines_entry()
+    config["custom_pipelines"] = custom_pipelines_entry(config.get("model_type"))
     files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
     return [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content) for name, content in files.items()]
 

@@ -32,6 +32,8 @@ ARCHITECTURES = {
     "videomae": ("VideoMAE", "videomae"),
     "timesformer": ("TimeSformer", "timesformer"),
     "i3d": ("I3D (Inflated 3D ConvNet)", "i3d"),
+    "vivit": ("ViViT (Video Vision Transformer)", "vivit"),
+    "vjepa2": ("V-JEPA 2", "vjepa2"),
 }
 
 # dataset key (recipe `dataset`) -> (display name, model-index dataset type, Hub `datasets` id or None)
@@ -42,7 +44,8 @@ DATASETS = {
 }
 
 # Weights licenses follow the checkpoint a model starts from; unknown -> "other" (the card says to check).
-BASE_MODEL_LICENSES = {"MCG-NJU/": "cc-by-nc-4.0", "facebook/timesformer": "cc-by-nc-4.0"}
+BASE_MODEL_LICENSES = {"MCG-NJU/": "cc-by-nc-4.0", "facebook/timesformer": "cc-by-nc-4.0", "google/vivit": "mit",
+                       "facebook/vjepa2": "mit"}
 CONVERTED_I3D_LICENSE = "apache-2.0"  # DeepMind's kinetics-i3d release
 
 CITATIONS = {
@@ -65,6 +68,21 @@ CITATIONS = {
   booktitle = {Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition (CVPR)},
   year      = {2017}
 }""",
+    "vivit": """@inproceedings{arnab2021vivit,
+  title     = {ViViT: A Video Vision Transformer},
+  author    = {Arnab, Anurag and Dehghani, Mostafa and Heigold, Georg and Sun, Chen and Lu{\\v{c}}i{\\'c}, Mario and
+               Schmid, Cordelia},
+  booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  year      = {2021}
+}""",
+    "vjepa2": """@article{assran2025vjepa2,
+  title   = {V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction and Planning},
+  author  = {Assran, Mahmoud and Bardes, Adrien and Fan, David and Garrido, Quentin and Howes, Russell and
+             Komeili, Mojtaba and Muckley, Matthew and Rizvi, Ammar and Roberts, Claire and Sinha, Koustuv and
+             others},
+  journal = {arXiv preprint arXiv:2506.09985},
+  year    = {2025}
+}""",
     "ucf101": """@article{soomro2012ucf101,
   title   = {UCF101: A Dataset of 101 Human Actions Classes From Videos in The Wild},
   author  = {Soomro, Khurram and Zamir, Amir Roshan and Shah, Mubarak},
@@ -83,7 +101,7 @@ CITATIONS = {
 
 # Recipe keys worth a row in the hyper-parameter table, in reading order (the full recipe follows the table).
 HYPERPARAMETER_KEYS = (
-    "model_name_or_path", "model_type", "num_frames", "frame_sampling_rate", "sampling_strategy",
+    "model_name_or_path", "model_type", "freeze_backbone", "num_frames", "frame_sampling_rate", "sampling_strategy",
     "short_video",
     "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "optim",
     "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
@@ -389,6 +407,10 @@ def _card_body(facts, results, figures, model_name, repo_id, data_name, data_typ
             start = "trained from scratch"
         parts.append(f"{facts.architecture} video classifier for {data_name} ({len(labels)} classes), "
                      f"{start}.\n")
+        if facts.recipe.get("freeze_backbone"):
+            head = ("the attentive probe (attentive pooler and linear classifier)" if facts.model_type == "vjepa2"
+                    else "the classification head")
+            parts.append(f"The pretrained backbone was frozen: only {head} was trained.\n")
 
     parts.append("## Results\n")
     if not results:
@@ -458,8 +480,12 @@ def _card_body(facts, results, figures, model_name, repo_id, data_name, data_typ
            "random": f"{sampling['num_frames']} frames over the whole video (evaluated like `uniform`)"}
     parts.append(f"- Frames: {how.get(strategy, strategy)} "
                  f"(`config.frame_sampling_strategy = \"{strategy}\"`).\n"
-                 "- Pixels: resized and centre-cropped, then normalised, as the image processor saved with "
-                 "the model (`preprocessor_config.json`) specifies.\n")
+                 "- Pixels: resized and centre-cropped, then normalised, as the "
+                 + ("video processor saved with the model (`video_preprocessor_config.json`)"
+                    if (facts.model_dir / "video_preprocessor_config.json").is_file()
+                    and not (facts.model_dir / "preprocessor_config.json").is_file()
+                    else "image processor saved with the model (`preprocessor_config.json`)")
+                 + " specifies.\n")
 
     if facts.recipe:
         parts.append("## Training procedure\n")

@@ -23,6 +23,7 @@ from pipeline.compatibility import require, warn_if_untested
 from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
 from .video_counts import empty_prediction
+from pipeline.inference.model_inputs import as_model_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class VideoTrainer(Trainer):
     """``Trainer`` whose resume and best-model reloads go through ``from_pretrained`` (weight renames applied),
     whose batches are turned into model inputs on the training device (``device_batch``: uint8 clips from the
     loader augmented, resized and normalised there) before every training and prediction step, and whose run
-    folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints)."""
+    folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints). Each
+    model gets its clips under the name it takes (V-JEPA 2: ``pixel_values_videos``; inference/model_inputs.py)."""
 
     def __init__(self, *args, device_batch: DeviceBatch | None = None, **kwargs):
         # the private Trainer methods overridden below must still be the ones the Trainer calls: an override of a
@@ -43,19 +45,20 @@ class VideoTrainer(Trainer):
         self.device_batch = device_batch
         self.add_callback(RunFolderState())
 
-    def _device_inputs(self, inputs):
-        if self.device_batch is None:
-            return inputs
-        return self.device_batch(inputs, self.args.device)
+    def _device_inputs(self, model, inputs):
+        """The batch as the model takes it: made on the device (device_batch) and named for the model."""
+        if self.device_batch is not None:
+            inputs = self.device_batch(inputs, self.args.device)
+        return as_model_inputs(model, inputs)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        return super().training_step(model, self._device_inputs(inputs), num_items_in_batch)
+        return super().training_step(model, self._device_inputs(model, inputs), num_items_in_batch)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         labels = inputs.get("labels")
         if labels is not None and labels.numel() == 0:  # every video of this evaluation batch failed to decode
             return empty_prediction(self.model, labels.to(self.args.device), prediction_loss_only)
-        return super().prediction_step(model, self._device_inputs(inputs), prediction_loss_only, ignore_keys)
+        return super().prediction_step(model, self._device_inputs(model, inputs), prediction_loss_only, ignore_keys)
 
     def _save_checkpoint(self, model, trial):
         folder = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
