@@ -63,6 +63,15 @@ PRIVATE_APIS = {
         "torch.UntypedStorage", "_new_shared", ("size",), "torch",
         "loader workers build batches in shared memory from the start (torch's own default_collate does the "
         "same): a batch made in ordinary memory is copied once more when a worker sends it"),
+    "videomae_sinusoid_table": PrivateApi(
+        "transformers.models.videomae.modeling_videomae", "get_sinusoid_encoding_table", ("n_position", "d_hid"),
+        "transformers",
+        "VideoMAE at another frame count rebuilds its fixed position table the library's way "
+        "(inference/frame_count.py, shipped as remote code: checked here and by its tests)"),
+    "vivit_processor_offset": PrivateApi(
+        "transformers.VivitImageProcessor", "offset", (), "transformers",
+        "ViViT's processors subtract 1 after rescaling (offset); the clip contract folds that into the mean "
+        "(inference/preprocessing.py) to feed ViViT the [-1, 1] it was trained on"),
     "argparse_actions": PrivateApi(
         "argparse.ArgumentParser", "_actions", (), "python",
         "a recipe's values make HfArgumentParser's required flags optional (HfArgumentParser exposes no other "
@@ -71,8 +80,11 @@ PRIVATE_APIS = {
 
 
 def _owner(path: str) -> Any:
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return importlib.import_module(path)  # a module (a function of it is the dependency)
+    except ImportError:
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
 
 def problem(key: str) -> str | None:
@@ -81,7 +93,7 @@ def problem(key: str) -> str | None:
     owner = _owner(api.owner)
     if api.attribute == "_actions":  # an instance attribute: look at a fresh parser
         owner = argparse.ArgumentParser()
-    if api.attribute == "_attn_implementation_internal":
+    if api.attribute in ("_attn_implementation_internal", "offset"):  # instance attributes: a default instance
         owner = owner()
     if not hasattr(owner, api.attribute):
         return f"{api.name} no longer exists"
