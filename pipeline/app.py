@@ -44,13 +44,12 @@ class VideoClassifierApp:
 
     def __init__(self, model: str, *, backend: str = "pytorch", device: Optional[str] = None,
                  explain: bool = True, workdir: Optional[Path] = None):
-        from pipeline.evaluation.multiview import sampling_from_config
         from pipeline.inference import load_pipeline
 
         self.model_name = model
         self.classifier = load_pipeline(model, backend=backend, device=device)
         self.config = self.classifier.model.config
-        self.sampling = sampling_from_config(self.config)
+        self.spec = self.classifier.clip_spec()  # the model's clip contract, as pipeline() uses it
         self.explainer = self._explainer(model, backend) if explain else None
         self.why_no_overlay = ("" if self.explainer is not None else
                                "no overlay: turned off" if not explain else
@@ -87,15 +86,11 @@ class VideoClassifierApp:
     @property
     def clip_span(self) -> Optional[int]:
         """Frames one clip covers (dense sampling); None for strategies that spread over the whole video."""
-        if self.sampling.strategy != "dense":
-            return None
-        return (self.sampling.num_frames - 1) * self.sampling.rate + 1
+        return self.spec.span
 
     def describe(self) -> str:
-        s = self.sampling
-        return (f"**{self.model_name}** ({self.config.model_type}, {self.config.num_labels} classes): clips of "
-                f"{s.num_frames} frames, {s.strategy} sampling" + (f" every {s.rate} frames" if s.strategy == "dense"
-                                                                   else ""))
+        return (f"**{self.model_name}** ({self.config.model_type}, {self.config.num_labels} classes): "
+                f"{self.spec.describe()}")
 
     # -- the page's one action -----------------------------------------------------------------------------------
     def classify(self, video: Optional[str], progress=None) -> tuple[dict[str, float], Any, Optional[str], str]:

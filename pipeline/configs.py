@@ -18,6 +18,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from pipeline.compatibility import require
+from pipeline.inference.clip_spec import DEFAULT_RATE, DEFAULT_SHORT, DEFAULT_STRATEGY
 
 from pipeline.redaction import redact_recipe
 
@@ -89,9 +90,9 @@ class DataArguments:
     video_column: str = field(default="video", metadata={"help": "Video column of a datasets dataset."})
     label_column: str = field(default="label", metadata={"help": "Label column of a datasets dataset."})
     num_frames: Optional[int] = field(default=None, metadata={"help": "Frames per clip (default: model config)."})
-    frame_sampling_rate: int = field(default=4, metadata={"help": "Take every r-th frame (dense sampling)."})
-    sampling_strategy: str = field(default="dense", metadata={"help": "dense | uniform | random."})
-    short_video: str = field(default="clamp", metadata={"help": "clamp | loop: videos shorter than a clip's span."})
+    frame_sampling_rate: int = field(default=DEFAULT_RATE, metadata={"help": "Take every r-th frame (dense sampling)."})
+    sampling_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "dense | uniform | random."})
+    short_video: str = field(default=DEFAULT_SHORT, metadata={"help": "clamp | loop: videos shorter than a clip's span."})
     random_crop: bool = field(default=True, metadata={"help": "Random resized crop in training."})
     crop_scale: list[float] = field(
         default_factory=lambda: [0.25, 1.0], metadata={"help": "Area range of the random resized crop."}

@@ -22,7 +22,9 @@ import yaml
 from transformers import EarlyStoppingCallback
 
 from pipeline.configs import parse_args, resolved_recipe
-from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.model_inputs import config_num_frames
+from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
@@ -127,7 +129,7 @@ def prepare_training_args(training_args, model_args, run_args) -> None:
         raise ValueError("early_stopping_patience needs load_best_model_at_end: true (and an eval strategy)")
 
 
-def build_model(model_args, data_args, labels):
+def build_model(model_args, data_args, labels, run_args=None):
     """(model, processor) for ``labels``, with the clip sampling written into the config: it travels with every
     checkpoint, so evaluation and ``pipeline()`` sample frames exactly as training did."""
     model, processor = get_model(
@@ -143,11 +145,17 @@ def build_model(model_args, data_args, labels):
         freeze_backbone=model_args.freeze_backbone,
         cache_dir=model_args.cache_dir,
     )
-    model.config.num_frames = data_args.num_frames or model.config.num_frames
-    model.config.frame_sampling_rate = data_args.frame_sampling_rate
-    model.config.frame_sampling_strategy = data_args.sampling_strategy
-    model.config.short_video = data_args.short_video
+    clip_spec(model, data_args, processor, run_args).save_to(model.config)
     return model, processor
+
+
+def clip_spec(model, data_args, processor, run_args=None) -> ClipSpec:
+    """The clip contract this run trains with: the recipe's sampling (the model config's frame count when the
+    recipe gives none), its evaluation views, the processor's geometry. Written into config.json with the model."""
+    views = {} if run_args is None else {"num_clips": run_args.eval_num_clips, "num_crops": run_args.eval_num_crops}
+    return ClipSpec(data_args.num_frames or config_num_frames(model.config), data_args.frame_sampling_rate,
+                    data_args.sampling_strategy, data_args.short_video,
+                    preprocessing=VideoPreprocessing.from_processor(processor), **views)
 
 
 def augmentation_placement(data_args, device) -> str:
@@ -165,10 +173,8 @@ def augmentation_placement(data_args, device) -> str:
 
 def build_clip_transforms(data_args, model, processor, device="cpu"):
     """(training transform, evaluation transform, DeviceBatch) for ``with_transform`` and ``VideoTrainer``."""
-    sampling = ClipSampling(
-        model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy, data_args.short_video
-    )
-    prep = VideoPreprocessing.from_processor(processor)
+    spec = ClipSpec.from_config(model.config, processor)
+    prep = spec.preprocessing
     augmentation = AugmentationSettings(
         random_crop=data_args.random_crop,
         crop_scale=tuple(data_args.crop_scale),
@@ -177,9 +183,9 @@ def build_clip_transforms(data_args, model, processor, device="cpu"):
         rotation_range=data_args.rotation_range,
     )
     placement = augmentation_placement(data_args, device)
-    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation,
+    train = ClipTransform(spec, prep, train=True, augmentation=augmentation,
                           repeats=data_args.repeated_augmentation, placement=placement)
-    evaluation = ClipTransform(sampling, prep, train=False, placement=placement)
+    evaluation = ClipTransform(spec, prep, train=False, placement=placement)
     return train, evaluation, DeviceBatch(prep, train.augmentation)
 
 
@@ -228,7 +234,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
 
-    model, processor = build_model(model_args, data_args, labels)
+    model, processor = build_model(model_args, data_args, labels, run_args)
     report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
                         data_args.short_video)
     if training_args.gradient_checkpointing:

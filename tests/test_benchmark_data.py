@@ -9,7 +9,8 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 import pipeline.benchmark.data as bench
-from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.inference.decoding import probe_video
 from pipeline.inference.preprocessing import VideoPreprocessing
@@ -108,7 +109,7 @@ def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):
 
 def _train_dataset(path, num_videos, repeats, size=32):
     prep = VideoPreprocessing(size, (size, size))
-    transform = ClipTransform(ClipSampling(4, 2), prep, train=True, repeats=repeats,
+    transform = ClipTransform(ClipSpec(4, 2), prep, train=True, repeats=repeats,
                               augmentation=AugmentationSettings(crop_scale=(0.25, 1.0)))
     info = probe_video(path).to_dict()
     return Dataset.from_dict({"video": [str(path)] * num_videos, "label": list(range(num_videos)),

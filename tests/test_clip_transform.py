@@ -12,7 +12,8 @@ from pipeline.inference.decoding import probe_video
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.training.augmentation import AugmentationSettings
-from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.training.device_batch import DeviceBatch
 from synthetic_videos import read_frame_index, write_video
@@ -50,7 +51,7 @@ def dataset(paths):
 
 def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
     good = videos[0]
-    transform = ClipTransform(ClipSampling(8, 4), IDENTITY, train=False)
+    transform = ClipTransform(ClipSpec(8, 4), IDENTITY, train=False)
     sample = {"pixel_values": model_inputs(transform, dataset([good]).with_transform(transform), [0])["pixel_values"][0]}
     numbers = frame_numbers(sample["pixel_values"])
     span = 7 * 4 + 1
@@ -62,7 +63,7 @@ def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
 
 def test_train_clips_are_dense_at_random_positions(videos):
     torch.manual_seed(0)
-    transform = ClipTransform(ClipSampling(6, 3), IDENTITY, train=True,
+    transform = ClipTransform(ClipSpec(6, 3), IDENTITY, train=True,
                               augmentation=AugmentationSettings(random_crop=False, horizontal_flip=False))
     ds = dataset([videos[0]]).with_transform(transform)
     starts = set()
@@ -74,7 +75,7 @@ def test_train_clips_are_dense_at_random_positions(videos):
 
 
 def test_repeated_augmentation_gives_r_clips_per_video(videos):
-    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=3)
+    transform = ClipTransform(ClipSpec(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=3)
     ds = dataset([videos[0], videos[0]]).with_transform(transform)
     raw = VideoCollator()(ds.__getitems__([0, 1]))
     assert raw["frames"].shape[0] == 2 and raw["augment"].shape[:2] == (2, 3)  # ONE decode per video
@@ -86,7 +87,7 @@ def test_repeated_augmentation_gives_r_clips_per_video(videos):
 
 def test_bad_files_are_dropped_and_named(videos, caplog):
     good, empty, text = videos
-    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=False)
+    transform = ClipTransform(ClipSpec(4, 2), VideoPreprocessing(32, (32, 32)), train=False)
     ds = dataset([good, empty, text]).with_transform(transform)
     collator = VideoCollator()
     with caplog.at_level(logging.WARNING):
@@ -105,7 +106,7 @@ def test_stored_video_info_skips_the_probe(videos, monkeypatch):
     import pipeline.training.clip_transform as module
 
     monkeypatch.setattr(module, "probe_video", lambda path: pytest.fail("probed again"))
-    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True)
+    transform = ClipTransform(ClipSpec(4, 2), VideoPreprocessing(32, (32, 32)), train=True)
     batch = transform({"video": [str(good)], "label": [1], "video_info": [info]})
     assert batch["row"] == [0] and batch["clips"][0].frames.shape == (1, 4, 48, 64, 3)
 
@@ -113,7 +114,7 @@ def test_stored_video_info_skips_the_probe(videos, monkeypatch):
 @pytest.mark.parametrize("placement", ["device", "workers"])
 def test_bad_files_among_good_ones_in_both_placements(videos, placement):
     good, empty, text = videos
-    transform = ClipTransform(ClipSampling(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=2,
+    transform = ClipTransform(ClipSpec(4, 2), VideoPreprocessing(32, (32, 32)), train=True, repeats=2,
                               placement=placement)
     ds = dataset([empty, good, text, good]).with_transform(transform)
     batch = model_inputs(transform, ds, [0, 1, 2, 3])

@@ -14,7 +14,8 @@ from torchvision.transforms import v2
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
-from pipeline.training.clip_transform import ClipSampling, ClipTransform
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.training.device_batch import DeviceBatch
 from synthetic_videos import write_video
@@ -117,7 +118,7 @@ def test_device_and_worker_placements_give_equal_batches(two_sizes):
     inputs = {}
     for placement in ("device", "workers"):
         torch.manual_seed(11)
-        transform = ClipTransform(ClipSampling(6, 2), PREP, train=True, augmentation=EVERYTHING, repeats=2,
+        transform = ClipTransform(ClipSpec(6, 2), PREP, train=True, augmentation=EVERYTHING, repeats=2,
                                   placement=placement)
         batch = VideoCollator()(ds.with_transform(transform).__getitems__([0, 1]))
         inputs[placement] = (batch, DeviceBatch(PREP, transform.augmentation)(batch, "cpu"))
@@ -132,7 +133,7 @@ def test_device_and_worker_placements_give_equal_batches(two_sizes):
 
 def test_evaluation_batch_is_the_load_views_centre_view(two_sizes):
     ds, paths = two_sizes
-    transform = ClipTransform(ClipSampling(6, 3), PREP, train=False)
+    transform = ClipTransform(ClipSpec(6, 3), PREP, train=False)
     batch = VideoCollator()(ds.with_transform(transform).__getitems__([0, 1]))
     assert batch["frames"].dtype == torch.uint8 and batch["frame_sizes"].tolist() == [[48, 64], [40, 56]]
     views = DeviceBatch(PREP)(batch, "cpu")["pixel_values"]
@@ -143,7 +144,7 @@ def test_evaluation_batch_is_the_load_views_centre_view(two_sizes):
 
 def test_training_batch_needs_augmentation_parameters_it_knows(two_sizes):
     ds, _ = two_sizes
-    transform = ClipTransform(ClipSampling(4, 2), PREP, train=True)
+    transform = ClipTransform(ClipSpec(4, 2), PREP, train=True)
     batch = VideoCollator()(ds.with_transform(transform).__getitems__([0]))
     with pytest.raises(ValueError, match="evaluation-only"):
         DeviceBatch(PREP)(batch, "cpu")

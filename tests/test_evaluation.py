@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import VideoMAEConfig
 
 import distributed_eval_worker as worker
 from pipeline.inference.decoding import VideoDecodeError
 from pipeline.evaluation import (
-    FrameSampling, dataset_clips, evaluate_model, load_trained_model, sampling_from_config, score_dataset,
+    dataset_clips, evaluate_model, load_trained_model, score_dataset,
 )
-from pipeline.evaluation.multiview import clip_plan
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.preprocessing import VideoPreprocessing
 from tiny_videomae import LABELS, save_tiny_videomae
 
@@ -47,22 +46,12 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
-def test_sampling_comes_from_the_model_config(caplog):
-    config = VideoMAEConfig(num_frames=8)
-    config.frame_sampling_rate, config.frame_sampling_strategy = 3, "uniform"
-    assert sampling_from_config(config) == sampling_from_config(config, 8, 3, "uniform")
-    assert sampling_from_config(config, num_frames=4, rate=2).num_frames == 4
-    plain = VideoMAEConfig(num_frames=16)  # a checkpoint trained elsewhere: pipeline()'s defaults, with a warning
-    assert (sampling_from_config(plain).rate, sampling_from_config(plain).strategy) == (4, "dense")
-    assert "no frame_sampling_rate" in caplog.text
-
-
 TINY_PREP = VideoPreprocessing(36, (32, 32))
 
 
 def test_views_of_consecutive_videos_share_batches_and_failures_are_skipped():
     dataset = worker.fake_dataset()
-    plan = clip_plan(FrameSampling(4, 2, "dense"), worker.NUM_CLIPS)
+    plan = ClipSpec(4, 2, "dense", num_clips=worker.NUM_CLIPS)
     videos = dataset_clips(dataset, range(len(dataset)), plan, clip_loader=worker.fake_clips)
     model = _MeanColourModel().eval()
     scores, skipped = score_dataset(model, videos, prep=TINY_PREP, num_crops=1, batch_size=3, show_progress=False)

@@ -130,3 +130,14 @@ def test_trainer_numbers_are_not_repeated_when_an_evaluation_used_the_same_singl
     assert [(r.metric_type, r.metric_value) for r in card.data.eval_results] == [
         ("accuracy", 0.8125), ("top_5_accuracy", 0.96875)]
     assert "Trainer" not in card.text
+
+
+def test_a_run_without_evaluation_still_shows_its_training_curves(tmp_path):
+    folder = make_model_dir(tmp_path / "model")
+    history = [{"step": s, "epoch": s / 10, "loss": 2.0 / s, "learning_rate": 1e-3} for s in range(1, 11)]
+    history += [{"step": 10, "epoch": 1.0, "eval_loss": 0.9, "eval_accuracy": 0.7}]
+    (folder / "trainer_state.json").write_text(json.dumps({"log_history": history, "global_step": 10}))
+    card, figures = build_model_card(folder)
+    assert [target for _, target in figures] == ["figures/training_curves.png"]
+    assert figures[0][0].is_file() and figures[0][0].read_bytes()[:4] == b"\x89PNG"
+    assert "![Training curves](figures/training_curves.png)" in str(card)

@@ -372,7 +372,8 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
 
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.training.augmentation import AugmentationSettings
-    from pipeline.training.clip_transform import ClipSampling, ClipTransform
+    from pipeline.inference.clip_spec import ClipSpec
+    from pipeline.training.clip_transform import ClipTransform
     from pipeline.training.collate import VideoCollator
 
     prep = VideoPreprocessing(args.size, (args.size, args.size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -390,7 +391,7 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
             "video_info": [infos[paths[i]].to_dict() for i in order],
         })
         for placement in args.placements:
-            transform = ClipTransform(ClipSampling(args.frames, args.rate), prep, train=True,
+            transform = ClipTransform(ClipSpec(args.frames, args.rate), prep, train=True,
                                       augmentation=augmentation, repeats=repeats, placement=placement)
             placed = dataset.with_transform(transform)
             for workers in args.workers:

@@ -41,12 +41,13 @@ NEW = os.path.isdir("pipeline/training")
 if NEW:
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.training.augmentation import AugmentationSettings
-    from pipeline.training.clip_transform import ClipSampling, ClipTransform
+    from pipeline.inference.clip_spec import ClipSpec
+    from pipeline.training.clip_transform import ClipTransform
     from pipeline.training.collate import VideoCollator
     from pipeline.training.device_batch import DeviceBatch
 else:
     from pipeline.data.transforms import AugmentationSettings, VideoPreprocessing
-    from pipeline.data.clip_transform import ClipSampling, ClipTransform
+    from pipeline.data.clip_transform import ClipSampling as ClipSpec, ClipTransform
     from pipeline.data.collate import VideoCollator
 prep = VideoPreprocessing(256, (224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 splits = load_ucf101(corpus, validation_fraction=0)
@@ -57,7 +58,7 @@ out = {"tree": os.getcwd(), "layout": "new" if NEW else "old", "videos": len(spl
 if kind == "train":
     aug = AugmentationSettings(random_crop=True, crop_scale=(0.25, 1.0), horizontal_flip=True)
     extra = {"placement": "device"} if NEW else {}
-    transform = ClipTransform(ClipSampling(16, 4), prep, train=True, augmentation=aug, repeats=2, **extra)
+    transform = ClipTransform(ClipSpec(16, 4), prep, train=True, augmentation=aug, repeats=2, **extra)
     loader = DataLoader(split.with_transform(transform), batch_size=8, shuffle=True, num_workers=workers,
                         collate_fn=VideoCollator(), persistent_workers=True)
     for _ in loader: pass  # a first epoch starts the workers and fills the OS caches
@@ -83,9 +84,9 @@ else:
             return type("O", (), {"logits": pixel_values[:, 0, :, 0, 0] @ self.w})()
     model = Free()
     if NEW:
-        from pipeline.evaluation.multiview import FrameSampling, clip_plan, dataset_clips, score_dataset
+        from pipeline.evaluation.multiview import dataset_clips, score_dataset
         def run():
-            clips = dataset_clips(split, range(len(split)), clip_plan(FrameSampling(16, 4, "dense"), 2))
+            clips = dataset_clips(split, range(len(split)), ClipSpec(16, 4, "dense", num_clips=2))
             return score_dataset(model, clips, prep=prep, num_crops=3, batch_size=16, num_workers=workers,
                                  show_progress=False)
     else:

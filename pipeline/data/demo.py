@@ -139,7 +139,7 @@ class GroupLook:
 
 
 @dataclass
-class ClipSpec:
+class DemoClip:
     """One clip: its look, the object's trajectory per frame, and the per-clip variations."""
 
     class_name: str
@@ -235,7 +235,7 @@ def _luma(rgb: np.ndarray) -> float:
 
 def clip_spec(
     params: DemoParams, class_index: int, group: int, clip: int, look: GroupLook | None = None
-) -> ClipSpec:
+) -> DemoClip:
     """Draws the trajectory of one clip. Its time reversal is a likely draw of the opposite class."""
     class_name = CLASS_NAMES[class_index]
     kind, sign = CLASS_MOTIONS[class_name]
@@ -278,7 +278,7 @@ def clip_spec(
         cx, cy = rng.uniform(margin, size - margin, size=2)
         centre = np.tile([cx, cy], (steps, 1))
     pad = _background_pad(size)
-    return ClipSpec(
+    return DemoClip(
         class_name=class_name,
         group=group,
         clip=clip,
@@ -319,7 +319,7 @@ def _shape_sdf(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"demo dataset: unknown shape {shape!r}")
 
 
-def render_clip(spec: ClipSpec, params: DemoParams) -> np.ndarray:
+def render_clip(spec: DemoClip, params: DemoParams) -> np.ndarray:
     """The frames of one clip: uint8 (T, H, W, 3) RGB."""
     size = params.size
     oy, ox = spec.background_offset

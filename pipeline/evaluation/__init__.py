@@ -4,17 +4,15 @@
 """
 
 from .multiview import (
-    FrameSampling,
     dataset_clips,
     evaluate_model,
     gather_scores,
     load_trained_model,
     main,
-    sampling_from_config,
+    spec_facts,
     score_dataset,
 )
 
 __all__ = [
-    "FrameSampling", "dataset_clips", "evaluate_model", "gather_scores", "load_trained_model", "main",
-    "sampling_from_config", "score_dataset",
+    "dataset_clips", "evaluate_model", "gather_scores", "load_trained_model", "main", "score_dataset", "spec_facts",
 ]

@@ -22,7 +22,6 @@ import csv
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -36,8 +35,8 @@ from tqdm.auto import tqdm
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
 from pipeline.inference.model_inputs import config_num_frames, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing, frames_of_view
-from pipeline.inference.video_pipeline import DEFAULT_RATE, DEFAULT_STRATEGY
-from pipeline.inference.video_scoring import ClipPlan, VideoClips, default_num_workers, score_videos
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.video_scoring import VideoClips, default_num_workers, score_videos
 from pipeline.inference.views import load_views
 from pipeline.evaluation.metrics import compute_metrics, write_confusion_csv, write_metrics_json, write_per_class_csv
 
@@ -55,36 +54,10 @@ NUM_ATTENTION_VIDEOS = 4
 ClipLoader = Callable[[str, Any], tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass(frozen=True)
-class FrameSampling:
-    """How clips are cut from a video: what the model was trained with (from its config)."""
-
-    num_frames: int
-    rate: int
-    strategy: str
-    short: str = "clamp"
-
-
-def sampling_from_config(config, num_frames: int | None = None, rate: int | None = None,
-                         strategy: str | None = None) -> FrameSampling:
-    """The model's training sampling (``config.num_frames``, ``frame_sampling_rate``, ``frame_sampling_strategy``,
-    written by ``train.py``); explicit arguments win; models trained elsewhere get ``pipeline()``'s defaults."""
-    num_frames = num_frames or config_num_frames(config)
-    if not num_frames:
-        raise ValueError(f"{getattr(config, '_name_or_path', 'model')}: config has no num_frames; pass --num_frames")
-    if not (rate or getattr(config, "frame_sampling_rate", None)):
-        logger.warning("model config has no frame_sampling_rate (not trained here?): using %d", DEFAULT_RATE)
-    return FrameSampling(
-        int(num_frames),
-        int(rate or getattr(config, "frame_sampling_rate", None) or DEFAULT_RATE),
-        str(strategy or getattr(config, "frame_sampling_strategy", None) or DEFAULT_STRATEGY),
-        str(getattr(config, "short_video", None) or "clamp"),
-    )
-
-
-def clip_plan(sampling: FrameSampling, num_clips: int) -> ClipPlan:
-    """The K evaluation clips of a video under the model's frame sampling."""
-    return ClipPlan(sampling.num_frames, sampling.rate, sampling.strategy, sampling.short, num_clips)
+def spec_facts(spec: ClipSpec) -> dict[str, Any]:
+    """The contract's sampling and views as plain values (metrics.json, the report)."""
+    return {"num_frames": spec.num_frames, "rate": spec.rate, "strategy": spec.strategy, "short": spec.short,
+            "num_clips": spec.num_clips, "num_crops": spec.num_crops, "recorded_in_config": spec.recorded}
 
 
 def _video_path(value: Any) -> str:
@@ -92,7 +65,7 @@ def _video_path(value: Any) -> str:
     return os.fspath(value["path"] if isinstance(value, dict) else value)
 
 
-def dataset_clips(dataset, indices: Sequence[int], plan: ClipPlan, video_column: str = "video",
+def dataset_clips(dataset, indices: Sequence[int], spec: ClipSpec, video_column: str = "video",
                   clip_loader: ClipLoader | None = None) -> VideoClips:
     """The ``VideoClips`` of rows ``indices`` of a ``datasets`` split (its ``video_info`` column saves the probes).
 
@@ -105,7 +78,7 @@ def dataset_clips(dataset, indices: Sequence[int], plan: ClipPlan, video_column:
         row = dataset[indices[position]]
         return _video_path(row[video_column]), (row.get(INFO_COLUMN) if has_info else None)
 
-    return VideoClips(get_video, len(indices), plan, skippable=SKIPPABLE_ERRORS, decode=clip_loader)
+    return VideoClips(get_video, len(indices), spec, skippable=SKIPPABLE_ERRORS, decode=clip_loader)
 
 
 def process_state() -> PartialState:
@@ -237,7 +210,7 @@ def _pick_samples(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return wrong + right
 
 
-def _attention_figure(model, processor, sampling: FrameSampling, samples, path: Path) -> Path | None:
+def _attention_figure(model, processor, spec: ClipSpec, samples, path: Path) -> Path | None:
     """Attention rollout / Grad-CAM overlays on the centre view of a few sample videos."""
     from pipeline.evaluation.attention_maps import explain, upsample_heatmap
     from pipeline.evaluation.figures import plot_attention_overlay
@@ -250,8 +223,8 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
     videos, method = [], ""
     for sample in chosen:
         try:
-            view = load_views(sample["path"], processor_or_prep=prep, num_frames=sampling.num_frames,
-                              rate=sampling.rate, strategy=sampling.strategy, short=sampling.short,
+            view = load_views(sample["path"], processor_or_prep=prep, num_frames=spec.num_frames,
+                              rate=spec.rate, strategy=spec.strategy, short=spec.short,
                               info=sample.get("info"))[:1]
         except SKIPPABLE_ERRORS as err:
             logger.warning("no attention map for %s: %s", sample["path"], err)
@@ -265,7 +238,7 @@ def _attention_figure(model, processor, sampling: FrameSampling, samples, path: 
     return plot_attention_overlay(videos, path, method) if videos else None
 
 
-def _figures(output_dir: Path, model, processor, sampling, metrics, records, class_names, *,
+def _figures(output_dir: Path, model, processor, spec, metrics, records, class_names, *,
              trainer_state, dataset_splits, label_column, samples: bool, attention: bool) -> dict[str, str]:
     """Every figure that can be made; a figure that fails is logged and left out, never fatal."""
     from pipeline.evaluation import figures as plots
@@ -307,7 +280,7 @@ def _figures(output_dir: Path, model, processor, sampling, metrics, records, cla
     if picked:
         attempt("sample_predictions", contact_sheet)
         if attention:
-            attempt("attention_maps", lambda p: _attention_figure(model, processor, sampling, picked, p))
+            attempt("attention_maps", lambda p: _attention_figure(model, processor, spec, picked, p))
     return made
 
 
@@ -318,12 +291,12 @@ def evaluate_model(
     processor: Any,
     dataset,
     *,
-    num_clips: int = 1,
-    num_crops: int = 1,
+    num_clips: int | None = None,
+    num_crops: int | None = None,
     output_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     num_workers: int | None = None,
-    sampling: FrameSampling | None = None,
+    spec: ClipSpec | None = None,
     clip_loader: ClipLoader | None = None,
     video_column: str = "video",
     label_column: str = "label",
@@ -352,14 +325,15 @@ def evaluate_model(
     model.eval()
     if next(model.parameters()).device != state.device:
         model.to(state.device)
-    sampling = sampling or sampling_from_config(model.config)
-    plan = clip_plan(sampling, num_clips)
+    # the model's clip contract (config.json + processor); the views asked for here, else those it was saved with
+    spec = (spec or ClipSpec.from_config(model.config, processor)).with_views(num_clips, num_crops)
+    num_clips, num_crops = spec.num_clips, spec.num_crops
     prep = VideoPreprocessing.from_processor(processor)
     class_names = _class_names(dataset, model.config, label_column)
 
     started = time.perf_counter()
     with state.split_between_processes(list(range(len(dataset)))) as shard:
-        videos = dataset_clips(dataset, shard, plan, video_column, clip_loader)
+        videos = dataset_clips(dataset, shard, spec, video_column, clip_loader)
         workers = default_num_workers(len(shard), state.num_processes) if num_workers is None else num_workers
         by_position, failed = score_dataset(
             model, videos, prep=prep, num_crops=num_crops, batch_size=batch_size, num_workers=workers,
@@ -394,7 +368,7 @@ def evaluate_model(
         views_per_video=sorted(view_counts)[0] if len(view_counts) == 1 else sorted(view_counts),
         skipped_videos=len(all_skipped),
         skipped=all_skipped,
-        sampling=asdict(sampling),
+        sampling=spec_facts(spec),
         num_processes=state.num_processes,
         elapsed_s=round(elapsed, 3),
         videos_per_second=round(len(order) / elapsed, 3) if elapsed > 0 else None,
@@ -413,7 +387,7 @@ def evaluate_model(
         infos = dataset.select(order)[INFO_COLUMN] if INFO_COLUMN in dataset.column_names else [None] * len(order)
         write_outputs(
             Path(output_dir), metrics, video_paths, labels, video_scores, class_names,
-            model=model, processor=processor, sampling=sampling, infos=infos, trainer_state=trainer_state,
+            model=model, processor=processor, spec=spec, infos=infos, trainer_state=trainer_state,
             dataset_splits=dataset_splits, label_column=label_column, sample_figures=sample_figures,
             attention_maps=attention_maps,
         )
@@ -423,7 +397,7 @@ def evaluate_model(
 
 def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequence[str], labels: np.ndarray,
                   video_scores: np.ndarray, class_names: Sequence[str], *, model=None, processor=None,
-                  sampling: FrameSampling | None = None, infos: Sequence[Any] | None = None, trainer_state=None,
+                  spec: ClipSpec | None = None, infos: Sequence[Any] | None = None, trainer_state=None,
                   dataset_splits=None, label_column: str = "label", sample_figures: bool = True,
                   attention_maps: bool = True) -> None:
     """metrics.json, per_class.csv, predictions.csv, classification_report.txt, figures and report.md."""
@@ -443,7 +417,7 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequen
     ]
     figures = {}
     if model is not None:
-        figures = _figures(output_dir, model, processor, sampling, metrics, records, class_names,
+        figures = _figures(output_dir, model, processor, spec, metrics, records, class_names,
                            trainer_state=trainer_state, dataset_splits=dataset_splits, label_column=label_column,
                            samples=sample_figures, attention=sample_figures and attention_maps)
     metrics["figures"] = figures
@@ -484,8 +458,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--splits_dir", help="UCF101 ucfTrainTestlist folder, if elsewhere")
     parser.add_argument("--on_missing_video", default="error", choices=["error", "skip"],
                         help="a listed video that is not on disk: stop (error) or count it as skipped (skip)")
-    parser.add_argument("--num_clips", type=int, default=1, help="temporal clips per video (K)")
-    parser.add_argument("--num_crops", type=int, default=1, help="spatial crops per clip (C): 1 or 3")
+    parser.add_argument("--num_clips", type=int, default=None,
+                        help="temporal clips per video (K; default: the views saved with the model, else 1)")
+    parser.add_argument("--num_crops", type=int, default=None,
+                        help="spatial crops per clip (C: 1 or 3; default: the views saved with the model, else 1)")
     parser.add_argument("--batch_size", type=int, default=8, help="views per forward pass")
     parser.add_argument("--num_workers", type=int, default=None, help="decoding workers (default: from CPU count)")
     parser.add_argument("--num_frames", type=int, help="override config.num_frames")
@@ -542,13 +518,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         model, processor = load_trained_model(args.model, args.attn_implementation)
     model.to(dtype=getattr(torch, args.dtype))
-    sampling = sampling_from_config(model.config, args.num_frames, args.frame_sampling_rate,
-                                    args.frame_sampling_strategy)
+    spec = ClipSpec.from_config(model.config, processor, num_frames=args.num_frames, rate=args.frame_sampling_rate,
+                                strategy=args.frame_sampling_strategy)
     trainer_state = args.trainer_state or (Path(args.model) / "trainer_state.json")
     return evaluate_model(
         model, processor, dataset,
         num_clips=args.num_clips, num_crops=args.num_crops, output_dir=args.output_dir, batch_size=args.batch_size,
-        num_workers=args.num_workers, sampling=sampling, trainer_state=trainer_state, dataset_splits=splits,
+        num_workers=args.num_workers, spec=spec, trainer_state=trainer_state, dataset_splits=splits,
         skipped=skipped, attention_maps=not (args.no_attention_maps or args.zero_shot),
         description={"model": args.model, "dataset": args.dataset, "dataset_dir": args.dataset_dir,
                      "split": args.split, "dtype": args.dtype, **extra},

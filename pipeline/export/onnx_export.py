@@ -140,7 +140,8 @@ def export_onnx(
         raise ImportError("ONNX export needs the onnx extra: pip install 'video-pipeline[onnx]' "
                           f"(onnx, onnxruntime, onnxscript): {error}") from error
 
-    from pipeline.evaluation.multiview import sampling_from_config
+    from pipeline.evaluation.multiview import spec_facts
+    from pipeline.inference.clip_spec import ClipSpec
     from pipeline.inference.onnx_runner import ONNX_FILE, OnnxVideoClassifier, make_session
     from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline
 
@@ -187,7 +188,7 @@ def export_onnx(
         model.config.save_pretrained(partial)
         processor.save_pretrained(partial)
         input_shape = ["batch" if dynamic_batch else 1, *example.shape[1:]]
-        sampling = sampling_from_config(model.config)
+        spec = ClipSpec.from_config(model.config, processor)
         record = {
             "format": "onnx",
             "onnx_file": ONNX_FILE,
@@ -200,7 +201,7 @@ def export_onnx(
                       "layout": "batch, frames, channels, height, width"},
             "output": {"name": "logits", "shape": [input_shape[0], model.config.num_labels]},
             "dynamic_batch": dynamic_batch,
-            "clip_sampling": asdict(sampling),
+            "clip_contract": {**spec_facts(spec), "preprocessing": asdict(spec.preprocessing)},
             "parity": {**report.to_dict(), "videos": [str(p) for p in paths] if videos else
                        f"unseen demo clips {list(DEFAULT_PARITY_CLASSES)} (pipeline.data.demo_video)"},
             "speed": speed,

@@ -28,6 +28,7 @@ torch, transformers and siblings (views, decoding, transforms).
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -35,21 +36,18 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
+from .clip_spec import ClipSpec
 from .decoding import probe_video
 from .frame_count import restore_temporal_positions
 from .frame_times import frame_times, windows_by_time
-from .model_inputs import config_num_frames, input_name
+from .model_inputs import input_name
 from .onnx_runner import as_onnx_model, check_backend
 from .options import check_options
 from .preprocessing import VideoPreprocessing, clip_views
-from .sampling import eval_clip_indices
-from .video_scoring import DEFAULT_BATCH_SIZE, ClipPlan, VideoClips, default_num_workers, score_videos
+from .video_scoring import DEFAULT_BATCH_SIZE, VideoClips, default_num_workers, score_videos
 from .video_source import ITEM_ERRORS, DownloadLimits, VideoSource, call_each, describe
 from .views import clip_frames, sample_clips
 
-# Sampling used when a config does not carry ours (models trained elsewhere): the project's training defaults.
-DEFAULT_RATE = 4
-DEFAULT_STRATEGY = "dense"
 # A timeline window, when not given, for strategies without a fixed span (uniform, random).
 DEFAULT_WINDOW_SECONDS = 4.0
 # Timeline windows decoded together: one seek and decode pass per group, bounded memory for any video length.
@@ -163,15 +161,12 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         preprocess, _, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         postprocess = {**self._postprocess_params, **postprocess}
-        clip_len, rate, strategy, short = self._sampling(preprocess.get("num_frames"),
-                                                         preprocess.get("frame_sampling_rate"),
-                                                         preprocess.get("frame_sampling_strategy"))
-        num_clips, num_crops = int(preprocess.get("num_clips", 1)), int(preprocess.get("num_crops", 1))
+        spec = self.clip_spec(preprocess.get("num_frames"), preprocess.get("frame_sampling_rate"),
+                              preprocess.get("frame_sampling_strategy"), preprocess.get("num_clips"),
+                              preprocess.get("num_crops"))
         limits = DownloadLimits.from_options(preprocess.get("timeout"), preprocess.get("max_download_bytes"),
                                              preprocess.get("max_download_seconds"))
-        clips = VideoClips(lambda i: (videos[i], None), len(videos),
-                           ClipPlan(clip_len, rate, strategy, short, num_clips),
-                           open_source=functools.partial(VideoSource, limits=limits), skippable=ITEM_ERRORS)
+        clips = VideoClips(lambda i: (videos[i], None), len(videos), spec, open_source=functools.partial(VideoSource, limits=limits), skippable=ITEM_ERRORS)
         workers = default_num_workers(len(videos)) if num_workers is None else int(num_workers)
         errors: dict[int, str] = {}  # a video that cannot be read: its error takes its place in the results
 
@@ -179,7 +174,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             if "error" in item:
                 errors[int(item["index"])] = item["error"]
 
-        scores, _ = score_videos(self._logits, clips, prep=self.preprocessing, num_crops=num_crops,
+        scores, _ = score_videos(self._logits, clips, prep=self.preprocessing, num_crops=spec.num_crops,
                                  batch_size=self.views_per_forward, num_workers=workers, device=self.device,
                                  dtype=self.model.dtype, activation=lambda logits: logits.float(), on_video=note_error)
         return [self.postprocess([{"logits": torch.from_numpy(scores[i]), "windows": torch.zeros(len(scores[i])),
@@ -187,22 +182,19 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 if i in scores else {"video": describe(videos[i]), "error": errors.get(i, "could not be read")}
                 for i in range(len(videos))]
 
-    def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
-        config = self.model.config
-        num_frames = num_frames or config_num_frames(config)
-        if not num_frames:
-            raise ValueError(f"{config._name_or_path}: config has no num_frames; pass num_frames=...")
-        rate = frame_sampling_rate or getattr(config, "frame_sampling_rate", None) or DEFAULT_RATE
-        strategy = (frame_sampling_strategy or getattr(config, "frame_sampling_strategy", None)
-                    or DEFAULT_STRATEGY)
-        return int(num_frames), int(rate), str(strategy), getattr(config, "short_video", None) or "clamp"
+    def clip_spec(self, num_frames=None, frame_sampling_rate=None, frame_sampling_strategy=None, num_clips=None,
+                  num_crops=None) -> ClipSpec:
+        """The model's clip contract (config.json + processor), with a call's own choices winning."""
+        spec = ClipSpec.from_config(self.model.config, num_frames=num_frames, rate=frame_sampling_rate,
+                                    strategy=frame_sampling_strategy, num_clips=num_clips, num_crops=num_crops)
+        return replace(spec, preprocessing=self.preprocessing)
 
     # -- preprocessing ---------------------------------------------------------------------------------------
     def preprocess(
         self,
         video,
-        num_clips: int = 1,
-        num_crops: int = 1,
+        num_clips: Optional[int] = None,
+        num_crops: Optional[int] = None,
         timeline: bool = False,
         window: Optional[float] = None,
         stride: Optional[float] = None,
@@ -218,13 +210,13 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
     ) -> Iterator[dict[str, Any]]:
         """Yields chunks of decoded uint8 frames with the positions of their clips: one chunk per video, or per
         group of timeline windows (bounded memory for any video length)."""
-        clip_len, rate, strategy, short = self._sampling(
-            num_frames, frame_sampling_rate, frame_sampling_strategy)
+        spec = self.clip_spec(num_frames, frame_sampling_rate, frame_sampling_strategy, num_clips, num_crops)
+        num_clips, num_crops = spec.num_clips, spec.num_crops
         limits = DownloadLimits.from_options(timeout, max_download_bytes, max_download_seconds)
         with VideoSource(video, limits) as source:
             if not timeline:
-                clips, info = sample_clips(source.value, num_frames=clip_len, rate=rate, strategy=strategy,
-                                           num_clips=num_clips, short=short)
+                clips, info = sample_clips(source.value, num_frames=spec.num_frames, rate=spec.rate,
+                                           strategy=spec.strategy, num_clips=num_clips, short=spec.short)
                 frames, positions = clip_frames(source.value, clips, info)
                 yield {"frames": frames, "positions": positions, "num_crops": num_crops,
                        "windows": torch.zeros(len(clips) * num_crops, dtype=torch.long),
@@ -234,7 +226,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             info = probe_video(source.value, skip_table=False) if source.is_file else None
             total = info.num_frames if info is not None else len(source.value)
             rate_hz = fps or (info.fps if info is not None else None)
-            clip_span = (clip_len - 1) * rate + 1 if strategy == "dense" else None
+            clip_span = spec.span
             # a variable frame rate: real times (None when frame / fps is right, or fps was given)
             times = frame_times(source.value, total, info.fps) if info is not None and not fps else None
             if times is not None:
@@ -250,9 +242,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 )
             for group_start in range(0, len(windows), WINDOWS_PER_DECODE):
                 group = windows[group_start:group_start + WINDOWS_PER_DECODE]
-                clips = [start + clip for start, end in group
-                         for clip in eval_clip_indices(end - start, clip_len, rate, strategy=strategy,
-                                                       num_clips=num_clips, short=short)]
+                clips = [start + clip for start, end in group for clip in spec.eval_clips(end - start)]
                 # one decode per group of windows: each distinct frame decoded once, resized once on the device
                 frames, positions = clip_frames(source.value, clips, info)
                 per_window = num_clips * num_crops

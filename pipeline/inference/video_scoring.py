@@ -14,13 +14,13 @@ Shipped as Hub remote code with the pipeline: imports only numpy, torch, torchvi
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .clip_spec import ClipSpec
 from .decoding import VideoDecodeError
 from .preprocessing import VideoPreprocessing, clip_views
 from .views import clip_frames, sample_clips
@@ -29,17 +29,6 @@ from .views import clip_frames, sample_clips
 DEFAULT_BATCH_SIZE = 16
 # Videos each loader worker decodes ahead of the model.
 PREFETCH_PER_WORKER = 4
-
-
-@dataclass(frozen=True)
-class ClipPlan:
-    """Which clips of a video are scored: K clips of ``num_frames`` frames (the model's frame sampling)."""
-
-    num_frames: int
-    rate: int = 1
-    strategy: str = "dense"
-    short: str = "clamp"
-    num_clips: int = 1
 
 
 def default_num_workers(num_videos: int, num_processes: int = 1) -> int:
@@ -60,13 +49,13 @@ class VideoClips(Dataset):
     ``decode(source, info) -> (frames, positions)`` (optional) replaces the decoding (tests inject fakes).
     """
 
-    def __init__(self, get_video: Callable[[int], tuple[Any, Any]], length: int, plan: ClipPlan,
+    def __init__(self, get_video: Callable[[int], tuple[Any, Any]], length: int, spec: ClipSpec,
                  open_source: Optional[Callable[[Any], Any]] = None,
                  skippable: tuple[type[BaseException], ...] = (VideoDecodeError, OSError),
                  decode: Optional[Callable[[Any, Any], tuple[torch.Tensor, torch.Tensor]]] = None):
         self.get_video = get_video
         self.length = length
-        self.plan = plan
+        self.spec = spec
         self.open_source = open_source
         self.skippable = skippable
         self.decode = decode
@@ -89,9 +78,9 @@ class VideoClips(Dataset):
         if self.decode is not None:
             frames, positions = self.decode(source, info)
             return {"frames": frames, "positions": positions}
-        plan = self.plan
-        clips, info = sample_clips(source, num_frames=plan.num_frames, rate=plan.rate, strategy=plan.strategy,
-                                   num_clips=plan.num_clips, short=plan.short, info=info)
+        spec = self.spec
+        clips, info = sample_clips(source, num_frames=spec.num_frames, rate=spec.rate, strategy=spec.strategy,
+                                   num_clips=spec.num_clips, short=spec.short, info=info)
         frames, positions = clip_frames(source, clips, info)
         return {"frames": frames, "positions": positions}
 

@@ -71,10 +71,12 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
         self._text(self._labels, template)  # encodes once now; fails here, naming the template, without "{}"
         return super().__call__(inputs, candidate_labels=self._labels, **kwargs)
 
-    def _sampling(self, num_frames, frame_sampling_rate, frame_sampling_strategy):
+    def clip_spec(self, num_frames=None, frame_sampling_rate=None, frame_sampling_strategy=None, num_clips=None,
+                  num_crops=None):
+        # X-CLIP was trained on one frame per segment: that is its default where the config records no sampling
         strategy = (frame_sampling_strategy or getattr(self.model.config, "frame_sampling_strategy", None)
                     or DEFAULT_STRATEGY)
-        return super()._sampling(num_frames, frame_sampling_rate, strategy)
+        return super().clip_spec(num_frames, frame_sampling_rate, strategy, num_clips, num_crops)
 
     def _text(self, labels: Sequence[str], template: str) -> torch.Tensor:
         key = (tuple(labels), template)

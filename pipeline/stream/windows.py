@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
-from pipeline.evaluation.multiview import sampling_from_config
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.video_pipeline import DEFAULT_WINDOW_SECONDS
 
 from .ring_buffer import FrameRing
@@ -40,11 +40,8 @@ class WindowPlan:
             if window is not None:
                 window_frames = max(1, round(window * fps))
             else:
-                sampling = sampling_from_config(config)
-                if sampling.strategy == "dense":
-                    window_frames = (sampling.num_frames - 1) * sampling.rate + 1
-                else:
-                    window_frames = max(1, round(DEFAULT_WINDOW_SECONDS * fps))
+                span = ClipSpec.from_config(config).span  # one clip of the model's contract
+                window_frames = span if span is not None else max(1, round(DEFAULT_WINDOW_SECONDS * fps))
         if stride_frames is None:
             stride_frames = max(1, round(stride * fps)) if stride is not None else max(1, window_frames // 2)
         if window_frames < 1 or stride_frames < 1:

@@ -17,7 +17,6 @@ one bad file never stops a run.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,23 +24,13 @@ import torch
 
 from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video
 from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
-from pipeline.inference.sampling import eval_clip_indices, train_clip_indices
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
 from pipeline.training.collate import ClipBatch, empty_batch
 
 logger = logging.getLogger(__name__)
 
 PLACEMENTS = ("device", "workers")
-
-
-@dataclass
-class ClipSampling:
-    """How frames are picked from a video (mirrors model.config.num_frames / frame_sampling_*)."""
-
-    num_frames: int
-    rate: int = 1
-    strategy: str = "dense"
-    short: str = "clamp"
 
 
 class ClipTransform:
@@ -52,14 +41,14 @@ class ClipTransform:
     view ``load_views(..., num_clips=1, num_crops=1)`` gives.
     """
 
-    def __init__(self, sampling: ClipSampling, prep: VideoPreprocessing, train: bool, *,
+    def __init__(self, spec: ClipSpec, prep: VideoPreprocessing, train: bool, *,
                  augmentation: AugmentationSettings | None = None, repeats: int = 1, placement: str = "device",
                  video_column: str = "video", label_column: str = "label"):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        self.sampling = sampling
+        self.spec = spec
         self.prep = prep
         self.train = train
         self.repeats = repeats if train else 1
@@ -73,7 +62,7 @@ class ClipTransform:
         infos = [_info(path, info) for path, info in zip(paths, batch.get("video_info") or [None] * len(paths))]
         clips = ClipBatch.allocate(
             [(info.height, info.width) if isinstance(info, VideoInfo) else None for info in infos],
-            self.sampling.num_frames, self.repeats if self.train else 0)
+            self.spec.num_frames, self.repeats if self.train else 0)
         rows: list[Any] = []
         for i, (path, info) in enumerate(zip(paths, infos)):
             try:
@@ -98,14 +87,11 @@ class ClipTransform:
         return {"clips": [clips] * len(paths), "row": rows, "labels": list(batch[self.label_column])}
 
     def _indices(self, info: VideoInfo) -> np.ndarray:
-        sampling = self.sampling
         if not self.train:
-            return eval_clip_indices(info.num_frames, sampling.num_frames, sampling.rate, strategy=sampling.strategy,
-                                     num_clips=1, short=sampling.short)[0]
+            return self.spec.eval_clips(info.num_frames, num_clips=1)[0]
         # torch's generator is seeded per worker and per run by the Trainer: reproducible and distinct per worker
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
-        return train_clip_indices(info.num_frames, sampling.num_frames, sampling.rate, strategy=sampling.strategy,
-                                  rng=rng, short=sampling.short)
+        return self.spec.train_clip(info.num_frames, rng)
 
     def _transform_here(self, clips: "ClipBatch") -> "ClipBatch":
         """The "workers" placement: the same transforms as the device would run, into a shared float batch."""
