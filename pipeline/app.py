@@ -76,10 +76,10 @@ class VideoClassifierApp:
         """The PyTorch model for explanations: the pipeline's, or for an ONNX backend the folder's weights."""
         if backend == "pytorch":
             return self.classifier.model
-        from pipeline.evaluation.multiview import load_trained_model
+        from pipeline.models.loading import load_trained
 
         try:
-            return load_trained_model(model)[0].eval()
+            return load_trained(model)[0].eval()
         except (OSError, ValueError):
             return None  # an export folder without PyTorch weights: no overlay
 

@@ -17,7 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.inference.decoding import VideoDecodeError  # noqa: E402
-from pipeline.evaluation import evaluate_model, load_trained_model  # noqa: E402
+from pipeline.evaluation import evaluate_model
+from pipeline.models.loading import load_trained  # noqa: E402
 
 LABELS = ("archery", "bowling", "cycling", "diving")
 NUM_VIDEOS = 11  # odd: the processes get unequal shares
@@ -53,7 +54,7 @@ def fake_views(path: str, processor) -> torch.Tensor:
 
 
 def run(model_dir: str, out_dir: str) -> dict:
-    model, processor = load_trained_model(model_dir)
+    model, processor = load_trained(model_dir)
     metrics = evaluate_model(
         model, processor, fake_dataset(), num_clips=NUM_CLIPS, num_crops=1,
         output_dir=Path(out_dir) / "evaluation", batch_size=NUM_CLIPS, num_workers=0, clip_loader=fake_clips,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import TrainerCallback  # noqa: E402
 
-import pipeline.evaluation.multiview as multiview  # noqa: E402
+import pipeline.evaluation.command as evaluation_command  # noqa: E402
 import pipeline.train as train  # noqa: E402
 from pipeline.inference.video_scoring import VideoClips  # noqa: E402
 from pipeline.process_exit import run_or_exit  # noqa: E402
@@ -134,13 +134,13 @@ def inject_stuck_thread():
 
 
 def inject_eval_model():
-    load = multiview.load_trained_model
+    load = evaluation_command.load_trained
 
     def load_failing(*args, **kwargs):
         model, processor = load(*args, **kwargs)
         return _wrap_forward(model, "model's forward (evaluation)"), processor
 
-    multiview.load_trained_model = load_failing
+    evaluation_command.load_trained = load_failing
 
 
 def inject_eval_worker():
@@ -171,7 +171,7 @@ def main() -> None:
         else:
             INJECTIONS[kind]()
     if kind.startswith("eval_"):
-        run_or_exit(multiview.main, argv)
+        run_or_exit(evaluation_command.main, argv)
     else:
         sys.exit(train.cli(argv, callbacks=callbacks))
 

@@ -10,7 +10,7 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from conftest import demo_test_videos, run_train
 from hub_server import LocalHubServer
-from pipeline.evaluation import main as evaluation_main
+from pipeline.evaluation.command import main as evaluation_main
 from pipeline.inference import load_pipeline
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from conftest import demo_test_videos, run_train
-from pipeline.evaluation import main as evaluation_main
+from pipeline.evaluation.command import main as evaluation_main
 from pipeline.inference import load_pipeline
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,9 @@ import torch
 import distributed_eval_worker as worker
 from pipeline.inference.decoding import VideoDecodeError
 from pipeline.evaluation import (
-    dataset_clips, evaluate_model, load_trained_model, score_dataset,
+    dataset_clips, evaluate_model, score_dataset,
 )
+from pipeline.models.loading import load_trained
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.preprocessing import VideoPreprocessing
 from tiny_videomae import LABELS, save_tiny_videomae
@@ -94,7 +95,7 @@ def single_process_run(tiny_model_dir, tmp_path_factory):
 
 def test_video_scores_average_softmax_over_views_and_files_agree(tiny_model_dir, single_process_run):
     metrics, out = single_process_run
-    model, processor = load_trained_model(str(tiny_model_dir))
+    model, processor = load_trained(str(tiny_model_dir))
     dataset = worker.fake_dataset()
     kept = [i for i in range(len(dataset)) if i not in worker.BROKEN]
     with torch.no_grad():
@@ -134,7 +135,7 @@ def test_video_scores_average_softmax_over_views_and_files_agree(tiny_model_dir,
 
 
 def test_every_number_needs_a_decodable_video(tiny_model_dir):
-    model, processor = load_trained_model(str(tiny_model_dir))
+    model, processor = load_trained(str(tiny_model_dir))
 
     def broken(path, info=None):
         raise VideoDecodeError(path, "zero-byte file")
@@ -146,7 +147,7 @@ def test_every_number_needs_a_decodable_video(tiny_model_dir):
 def test_labels_of_another_dataset_are_refused(tiny_model_dir):
     import datasets
 
-    model, processor = load_trained_model(str(tiny_model_dir))
+    model, processor = load_trained(str(tiny_model_dir))
     other = datasets.Dataset.from_dict(
         {"video": ["/videos/0.avi"], "label": [0]},
         features=datasets.Features({"video": datasets.Value("string"),
@@ -180,7 +181,7 @@ def test_command_line_on_real_videos_matches_pipeline(tiny_model_dir, tmp_path, 
     from synthetic_videos import write_video
 
     import pipeline.data.metadata as metadata
-    from pipeline.evaluation import main
+    from pipeline.evaluation.command import main
     from pipeline.inference import load_pipeline
 
     monkeypatch.setattr(metadata, "DEFAULT_CACHE_DIR", tmp_path / "probe_cache")

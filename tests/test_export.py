@@ -113,10 +113,10 @@ def _save(model, processor, folder: Path) -> Path:
 
 def _views(model_dir: Path, video: Path) -> torch.Tensor:
     """The views pipeline() feeds the model for ``video`` (its own preprocessing)."""
-    from pipeline.evaluation.multiview import load_trained_model
+    from pipeline.models.loading import load_trained
     from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline
 
-    model, processor = load_trained_model(str(model_dir))
+    model, processor = load_trained(str(model_dir))
     classifier = PyAVVideoClassificationPipeline(model=model, image_processor=processor, device="cpu")
     return torch.cat([item["pixel_values"] for item in classifier.preprocess(str(video), num_clips=2)])
 

@@ -17,7 +17,7 @@ from transformers import (
 )
 from transformers.models.videomae.modeling_videomae import get_sinusoid_encoding_table
 
-from pipeline.evaluation import load_trained_model
+from pipeline.models.loading import load_trained
 from pipeline.inference.frame_count import (
     SOURCE_FRAMES_FIELD,
     resize_time_axis,
@@ -120,7 +120,7 @@ def test_videomae_checkpoint_at_another_length_rebuilds_its_table(tmp_path):
     assert restore_temporal_positions(plain)
     torch.testing.assert_close(plain.videomae.embeddings.position_embeddings,
                                model.videomae.embeddings.position_embeddings)
-    reloaded, _ = load_trained_model(str(tmp_path))
+    reloaded, _ = load_trained(str(tmp_path))
     with torch.no_grad():
         torch.testing.assert_close(reloaded.eval()(pixel_values=_clips(8)).logits, expected)
     # going back to the source length gives back the plain table exactly

@@ -20,7 +20,8 @@ from transformers import (
     VJEPA2VideoProcessor,
 )
 
-from pipeline.evaluation import evaluate_model, load_trained_model
+from pipeline.evaluation import evaluate_model
+from pipeline.models.loading import load_trained
 from pipeline.inference import load_pipeline
 from pipeline.inference.model_inputs import as_model_inputs, config_num_frames, input_name, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing
@@ -178,7 +179,7 @@ def test_vjepa2_pipeline_and_evaluation_score_the_same_views(vjepa2_dir, tmp_pat
     classifier = load_pipeline(str(vjepa2_dir))
     assert classifier.image_processor is None and isinstance(classifier.video_processor, VJEPA2VideoProcessor)
 
-    model, processor = load_trained_model(str(vjepa2_dir))
+    model, processor = load_trained(str(vjepa2_dir))
     assert isinstance(processor, VJEPA2VideoProcessor)
     views = load_views(str(video), processor_or_prep=processor, num_frames=NUM_FRAMES, rate=2, num_clips=2,
                        num_crops=3)

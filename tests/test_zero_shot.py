@@ -117,7 +117,7 @@ def test_load_zero_shot_pipeline_and_a_classifier_refused(xclip_dir, tmp_path):
 
 def test_zero_shot_evaluation_writes_the_usual_outputs_with_the_pipelines_numbers(xclip_dir, tmp_path, monkeypatch):
     import pipeline.data.metadata as metadata
-    from pipeline.evaluation import main
+    from pipeline.evaluation.command import main
 
     monkeypatch.setattr(metadata, "DEFAULT_CACHE_DIR", tmp_path / "probe_cache")
     names = ["MoveLeft", "Grow", "RotateClockwise"]

@@ -1,18 +1,10 @@
-"""Evaluation like the papers: multi-view scoring, metrics, output files, figures and the report.
+"""Evaluation like the papers: multi-view scoring (multiview.py), metrics (metrics.py, metric_modules/), output files
+and figures (outputs.py, figures.py, attention_maps.py), the report (report.py), zero-shot (zero_shot.py).
 
-``python -m pipeline.evaluation --model RUN_DIR ...`` runs it from the command line; ``evaluate_model`` from Python.
+``python -m pipeline.evaluation --model RUN_DIR ...`` runs it from the command line (command.py);
+``evaluate_model`` from Python.
 """
 
-from .multiview import (
-    dataset_clips,
-    evaluate_model,
-    gather_scores,
-    load_trained_model,
-    main,
-    spec_facts,
-    score_dataset,
-)
+from .multiview import dataset_clips, evaluate_model, gather_scores, score_dataset, spec_facts
 
-__all__ = [
-    "dataset_clips", "evaluate_model", "gather_scores", "load_trained_model", "main", "score_dataset", "spec_facts",
-]
+__all__ = ["dataset_clips", "evaluate_model", "gather_scores", "score_dataset", "spec_facts"]

@@ -1,7 +1,7 @@
-"""``python -m pipeline.evaluation``: see ``pipeline.evaluation.multiview.main``; a failure ends the process promptly,
+"""``python -m pipeline.evaluation``: see ``pipeline.evaluation.command``; a failure ends the process promptly,
 a user's mistake (a missing folder, an impossible option) with one line and status 2."""
 
-from pipeline.evaluation.multiview import main
+from pipeline.evaluation.command import main
 from pipeline.process_exit import run_or_exit
 from pipeline.user_errors import one_line_errors
 

@@ -246,10 +246,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # our progress at INFO; the exporter's optimiser passes log every rewrite at INFO, so others stay at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logger.setLevel(logging.INFO)
-    from pipeline.evaluation.multiview import load_trained_model
+    from pipeline.models.loading import load_trained
     from pipeline.inference.decoding import VideoDecodeError
 
-    model, processor = load_trained_model(args.model, attn_implementation=args.attn_implementation)
+    model, processor = load_trained(args.model, attn_implementation=args.attn_implementation)
     try:
         result = export_onnx(
             model, processor, args.output_dir, videos=args.videos, opset=args.opset,

@@ -101,9 +101,7 @@ def get_model(
     if image_size is not None:
         overrides["image_size"] = image_size
     overrides = _aliased(family, overrides)
-    # TimeSformer's SDPA is ours, not transformers'; the library must still build it as eager
-    hf_attn = attn_implementation if attn_implementation in (None, "eager") or family != "timesformer" else "eager"
-    kwargs = {"attn_implementation": hf_attn} if hf_attn else {}
+    kwargs = _attention_kwargs(family, attn_implementation)
 
     if model_type:
         if num_frames is not None:
@@ -147,11 +145,7 @@ def get_model(
         logger.info("not trained (never run by the classifier): %s", ", ".join(frozen))
     if freeze_backbone:
         freeze_backbone_of(model)
-    if attn_implementation == "sdpa" and model.config.model_type == "timesformer":
-        from .timesformer_sdpa import enable_timesformer_sdpa
-
-        model = enable_timesformer_sdpa(model)
-    return model, processor
+    return _with_attention(model, attn_implementation), processor
 
 
 def _family(model_name_or_path: str | None, model_type: str | None, cache_dir: str | None) -> str | None:
@@ -159,3 +153,30 @@ def _family(model_name_or_path: str | None, model_type: str | None, cache_dir: s
         return model_type
     config: PretrainedConfig = AutoConfig.from_pretrained(model_name_or_path, cache_dir=cache_dir)
     return config.model_type
+
+
+def load_trained(name_or_path: str, attn_implementation: str | None = None, cache_dir: str | None = None):
+    """(model, processor) of a trained checkpoint as it was saved (local folder or Hub id; our I3D included), for
+    evaluation and inference: no new head, the attention kernel chosen as ``get_model`` chooses it."""
+    register_auto_classes()
+    config = AutoConfig.from_pretrained(name_or_path, cache_dir=cache_dir)
+    model = AutoModelForVideoClassification.from_pretrained(
+        name_or_path, cache_dir=cache_dir, **_attention_kwargs(config.model_type, attn_implementation))
+    restore_temporal_positions(model)
+    return _with_attention(model, attn_implementation), load_processor(name_or_path, cache_dir=cache_dir)
+
+
+def _attention_kwargs(family: str | None, attn_implementation: str | None) -> dict[str, Any]:
+    """from_pretrained / from_config keywords for an attention kernel. TimeSformer's SDPA is ours, not
+    transformers': the library must still build it as eager (``_with_attention`` converts it)."""
+    if attn_implementation in (None, "eager") or family != "timesformer":
+        return {"attn_implementation": attn_implementation} if attn_implementation else {}
+    return {"attn_implementation": "eager"}
+
+
+def _with_attention(model: PreTrainedModel, attn_implementation: str | None) -> PreTrainedModel:
+    if attn_implementation == "sdpa" and model.config.model_type == "timesformer":
+        from .timesformer_sdpa import enable_timesformer_sdpa
+
+        return enable_timesformer_sdpa(model)
+    return model
