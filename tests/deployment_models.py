@@ -46,7 +46,8 @@ FAMILIES = {
 
 def tiny_family_model(family: str, seed: int = 0):
     """(model, processor) of a tiny ``family`` model with the clip contract a trained model of ours carries."""
-    from pipeline.models.loading import get_model, scratch_processor
+    from pipeline.models.loading import get_model
+    from pipeline.models.processors import scratch_processor
 
     torch.manual_seed(seed)
     model, processor = get_model(list(LABELS), **FAMILIES[family])

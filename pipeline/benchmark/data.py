@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 
 from pipeline.benchmark import corpus as ucf101_like
+from pipeline.benchmark.cpu_time import children_cpu_s
 from pipeline.inference.decoding import (
     VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
 )
@@ -347,24 +347,6 @@ def _time_one(tally: MethodTally, method, path, indices, info, expected):
 
 # ------------------------------------------------------------------------------------------------------ loader
 
-def _children_cpu_s() -> float:
-    """CPU seconds of this process's children: exited (and waited for) ones plus the ones still running."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = usage.ru_utime + usage.ru_stime
-    ticks = os.sysconf("SC_CLK_TCK")
-    try:
-        children = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
-    except OSError:
-        children = []
-    for pid in children:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
-    return total
-
-
 def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[dict]:
     """One DataLoader run per (repeats, workers, prefetch, persistent) setting; clips/s per core and wall."""
     from datasets import Dataset
@@ -416,7 +398,7 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
 def _epoch(loader) -> dict:
     """One pass over the loader: clips, CPU time of main process and workers, wall time."""
     clips = 0
-    main_cpu, child_cpu, wall = time.process_time(), _children_cpu_s(), time.perf_counter()
+    main_cpu, child_cpu, wall = time.process_time(), children_cpu_s(), time.perf_counter()
     for batch in loader:
         clips += batch["labels"].shape[0]  # clips the model will see (R per decoded video)
         if clips == batch["labels"].shape[0]:
@@ -425,7 +407,7 @@ def _epoch(loader) -> dict:
             bytes_per_clip = sum(v.nbytes for v in batch.values()) / batch["labels"].shape[0]
     wall = time.perf_counter() - wall
     main_cpu = time.process_time() - main_cpu
-    child_cpu = _children_cpu_s() - child_cpu
+    child_cpu = children_cpu_s() - child_cpu
     total = main_cpu + child_cpu
     return {
         "clips": clips, "batch_shape": shape, "bytes_per_clip": bytes_per_clip, "wall_s": wall,

@@ -16,8 +16,6 @@ counted in ``metrics.json`` (``skipped_videos``).
 
 from __future__ import annotations
 
-import argparse
-import csv
 import logging
 import os
 import time
@@ -31,12 +29,11 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
-from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames
-from pipeline.inference.model_inputs import config_num_frames, model_inputs
-from pipeline.inference.preprocessing import VideoPreprocessing, frames_of_view
+from pipeline.inference.decoding import VideoDecodeError
+from pipeline.inference.model_inputs import model_inputs
+from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.video_scoring import VideoClips, default_num_workers, score_videos
-from pipeline.inference.views import load_views
 from pipeline.evaluation.metrics import compute_metrics
 from pipeline.evaluation.outputs import TOP_K, write_outputs
 

@@ -31,7 +31,6 @@ import functools
 from dataclasses import replace
 from typing import Any, Iterator, Optional
 
-import numpy as np
 import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline

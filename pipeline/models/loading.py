@@ -21,7 +21,7 @@ from transformers import AutoConfig, AutoModelForVideoClassification, Pretrained
 from ..inference.frame_count import restore_temporal_positions, set_num_frames
 from ..inference.model_inputs import config_num_frames
 from .backbone_freezing import UNUSED_BY_CLASSIFIER, freeze_backbone as freeze_backbone_of, freeze_unused
-from .processors import ensure_vivit_input_range, load_processor, scratch_processor, scratch_processor_for
+from .processors import ensure_vivit_input_range, load_processor, scratch_processor_for
 from .registration import register_auto_classes
 
 logger = logging.getLogger(__name__)
