@@ -227,7 +227,7 @@ def _gradio():
 def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
     """The Gradio page over ``app``."""
     gr = _gradio()
-    from pipeline.predict import VIDEO_SUFFIXES
+    from pipeline.inference.decoding import VIDEO_EXTENSIONS
 
     def run(video, progress=gr.Progress()):
         try:
@@ -252,7 +252,7 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
                 with gr.Tabs():
                     with gr.Tab("Upload", elem_id="upload-tab"):
                         # a file input, not a video player: the browser never tries to play an AVI it cannot
-                        upload = gr.File(label="Video file", file_types=["video", *sorted(VIDEO_SUFFIXES)],
+                        upload = gr.File(label="Video file", file_types=["video", *sorted(VIDEO_EXTENSIONS)],
                                          type="filepath", elem_id="upload")
                         preview = gr.Video(label="Preview", interactive=False, height=300, elem_id="preview")
                     with gr.Tab("Record", elem_id="record-tab"):
