@@ -294,7 +294,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     app = VideoClassifierApp(args.model, backend=args.backend, device=args.device, explain=not args.no_explain)
     if args.examples is not None:
-        examples = [str(p) for p in find_videos(args.examples)]
+        examples, missing = find_videos(args.examples)
+        if missing:
+            raise SystemExit("--examples: " + "; ".join(f"{m['video']}: {m['error']}" for m in missing))
     else:
         examples = demo_examples(Path(args.examples_dir), list(app.config.id2label.values()))
     page = build_app(app, examples)

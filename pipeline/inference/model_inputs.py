@@ -15,6 +15,7 @@ Shipped as Hub remote code with the pipeline: imports only torch.
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -59,10 +60,13 @@ def as_model_inputs(model: torch.nn.Module, batch: dict[str, Any]) -> dict[str, 
 def config_num_frames(config: Any) -> int | None:
     """Frames per clip a config declares: ``num_frames`` (ours, VideoMAE, TimeSformer, ViViT), else V-JEPA 2's
     ``frames_per_clip``, else X-CLIP's ``vision_config.num_frames``; None when it declares none."""
+    vision = getattr(config, "vision_config", None)
+    if isinstance(vision, dict):  # a config read from config.json as plain values (the model card)
+        vision = SimpleNamespace(**vision)
     for value in (
         getattr(config, "num_frames", None),
         getattr(config, "frames_per_clip", None),
-        getattr(getattr(config, "vision_config", None), "num_frames", None),
+        getattr(vision, "num_frames", None),
     ):
         if value:
             return int(value)
