@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml
-from transformers import EarlyStoppingCallback
+from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
@@ -31,6 +31,7 @@ from pipeline.data.sources import build_dataset
 from pipeline.inference.preprocessing import AugmentationSettings, VideoPreprocessing
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
+from pipeline.training.fine_tuning import FineTuning, rand_augment_for
 from pipeline.training.trainer import VideoTrainer
 
 logger = logging.getLogger("pipeline.train")
@@ -176,7 +177,8 @@ def build_clip_transforms(data_args, model, processor) -> tuple[ClipTransform, C
         color_jitter=data_args.color_jitter,
         rotation_range=data_args.rotation_range,
     )
-    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation)
+    train = ClipTransform(sampling, prep, train=True, augmentation=augmentation, repeats=data_args.repeated_augmentation,
+                          rand_augment=rand_augment_for(data_args, prep))
     return train, ClipTransform(sampling, prep, train=False)
 
 
@@ -212,7 +214,11 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
 
+    fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels),
+                                       splits["train"]["label"])
+    set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
     model, processor = build_model(model_args, data_args, labels)
+    model = fine_tuning.prepare_model(model)
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
     train_transform, eval_transform = build_clip_transforms(data_args, model, processor)
@@ -235,6 +241,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         compute_metrics=compute_metrics_fn(),
         processing_class=processor,
         callbacks=callbacks,
+        fine_tuning=fine_tuning,
     )
 
     checkpoint = resume_checkpoint(training_args, run_args)
@@ -258,6 +265,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         if name not in final_sets:
             continue
         metrics = trainer.evaluate(eval_dataset=name, metric_key_prefix=prefix)
+        metrics.update(fine_tuning.evaluate_ema(name, prefix))  # the EMA too, unless it is the model
         metrics[f"{prefix}_samples"] = len(final_sets[name])
         trainer.log_metrics(prefix, metrics)
         trainer.save_metrics(prefix, metrics)

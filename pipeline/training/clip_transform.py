@@ -44,7 +44,8 @@ class ClipTransform:
 
     Training draws a random clip per video and ``repeats`` independently augmented copies of it from ONE decode
     (VideoMAE's repeated augmentation). Evaluation takes the deterministic centre view, identical to
-    ``load_views(..., num_clips=1, num_crops=1)``.
+    ``load_views(..., num_clips=1, num_crops=1)``. ``rand_augment`` (training only) is a batch op over uint8 clips
+    (B, T, C, H, W), applied to each cropped copy before normalisation.
     """
 
     sampling: ClipSampling
@@ -54,6 +55,7 @@ class ClipTransform:
     repeats: int = 1
     video_column: str = "video"
     label_column: str = "label"
+    rand_augment: Callable | None = None
     failures: list = field(default_factory=list, repr=False)
     _augment: Callable | None = field(default=None, init=False, repr=False)
     _normalize: Callable | None = field(default=None, init=False, repr=False)
@@ -119,7 +121,10 @@ class ClipTransform:
         # when the indices are already increasing
         clip = as_video(torch.from_numpy(decode_frames(path, indices, info=info_obj)).permute(0, 3, 1, 2))
         for out in target:
-            self._normalize(self._augment(clip), out=out)
+            augmented = self._augment(clip)
+            if self.rand_augment is not None:
+                augmented = self.rand_augment(augmented.as_subclass(torch.Tensor).unsqueeze(0))[0]
+            self._normalize(augmented, out=out)
 
     def _report(self, path: str, err: Exception) -> None:
         self.failures.append((path, str(err)))
