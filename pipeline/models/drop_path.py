@@ -103,7 +103,8 @@ def set_drop_path(model: nn.Module, rate: float) -> list[float]:
         from transformers.models.timesformer.modeling_timesformer import TimesformerDropPath
 
         for layer, layer_rate in zip(layers, rates):
-            layer.drop_path = TimesformerDropPath(layer_rate) if layer_rate > 0 else nn.Identity()
+            module = TimesformerDropPath(layer_rate) if layer_rate > 0 else nn.Identity()
+            layer.drop_path = module.train(layer.training)  # a new module must follow the model's mode
         return rates
     handles = []
     for layer, layer_rate in zip(layers, rates):
