@@ -14,12 +14,13 @@ import sys
 SUBCOMMANDS = {
     "train": ("pipeline.benchmark.train", "training steps on the real data pipeline: clips/s, data wait, memory, MFU"),
     "data": ("pipeline.benchmark.data", "clip decoding and loading alone"),
+    "ablation": ("pipeline.benchmark.ablation", "fine-tuning tricks on/off on the demo over seeds: test top-1"),
 }
 
 
 def usage() -> str:
     lines = ["usage: python -m pipeline.benchmark {%s} [options]" % "|".join(SUBCOMMANDS), "", "subcommands:"]
-    lines += [f"  {name:<6} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     lines += ["", "python -m pipeline.benchmark SUBCOMMAND --help shows a subcommand's options."]
     return "\n".join(lines)
 
