@@ -106,3 +106,21 @@ def test_mixing_happens_in_training_only_and_train_accuracy_is_logged(tmp_path):
     assert len(accuracies) == 2 and all(0.0 <= a <= 1.0 for a in accuracies)
     trainer.evaluate(Labelled())
     assert all(set(batch.unique().tolist()) <= originals for batch in seen["eval"])
+
+
+def test_gradient_accumulation_gives_the_gradient_of_the_whole_batch(tmp_path):
+    """TimeSformer's (and I3D's) own loss is a per-micro-batch mean while the Trainer, seeing ``**kwargs`` in their
+    forward, skips its division by the accumulation steps; the one loss divides by the whole batch's row count."""
+    def one_step(batch, accumulation):
+        args = TrainingArguments(str(tmp_path / f"ga{accumulation}"), per_device_train_batch_size=batch,
+                                 gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=0.1,
+                                 optim="sgd", weight_decay=0.0, max_grad_norm=0.0, lr_scheduler_type="constant",
+                                 report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
+                                 train_sampling_strategy="sequential")
+        model = tiny_model("timesformer")
+        before = model.classifier.weight.detach().clone()
+        VideoTrainer(model=model, args=args, train_dataset=Labelled(),
+                     fine_tuning=FineTuning(loss=ClassificationLoss(3))).train()
+        return model.classifier.weight.detach() - before
+
+    torch.testing.assert_close(one_step(2, 4), one_step(8, 1), rtol=1e-4, atol=1e-7)
