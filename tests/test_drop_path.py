@@ -6,8 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForVideoClassification
 
-from fine_tuning_models import clips, tiny_model
+from fine_tuning_models import clips, one_compute_thread, tiny_model  # noqa: F401 (fixture)
 from pipeline.models.drop_path import drop_path_rates, set_drop_path, transformer_layers
+
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 
 def branch_module(family: str, layer):

@@ -7,6 +7,9 @@ import pytest
 import torch
 
 from pipeline.training.mixing import VideoMixup, cutmix_box
+from fine_tuning_models import one_compute_thread  # noqa: E402,F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 B, T, C, H, W, K = 6, 5, 3, 20, 28, 4
 

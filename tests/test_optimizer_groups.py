@@ -8,11 +8,13 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from fine_tuning_models import tiny_model
+from fine_tuning_models import one_compute_thread, tiny_model  # noqa: F401 (fixture)
 from pipeline.models.probe import attentive_probe, freeze_backbone
 from pipeline.training.classification_loss import ClassificationLoss
 from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.trainer import VideoTrainer
+
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 BASE_LR, DECAY, WEIGHT_DECAY = 1e-3, 0.75, 0.05
 

@@ -9,6 +9,9 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from pipeline.training.rand_augment import OPS, RandAugmentSpec, VideoRandAugment
+from fine_tuning_models import one_compute_thread  # noqa: E402,F401 (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
