@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from fine_tuning_models import one_compute_thread  # noqa: F401 (fixture)
 from pipeline.training.mixing import VideoMixup, cutmix_box
-from fine_tuning_models import one_compute_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
+from fine_tuning_models import one_compute_thread  # noqa: F401 (fixture)
 from pipeline.training.rand_augment import OPS, RandAugmentSpec, VideoRandAugment
-from fine_tuning_models import one_compute_thread  # noqa: E402,F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
