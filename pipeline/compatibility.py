@@ -55,6 +55,9 @@ PRIVATE_APIS = {
     "trainer_save_checkpoint": PrivateApi(
         "transformers.Trainer", "_save_checkpoint", ("model", "trial"), "transformers",
         "VideoTrainer names the file and the disk space when a checkpoint write fails, and keeps the last good one"),
+    "trainer_get_train_sampler": PrivateApi(
+        "transformers.Trainer", "_get_train_sampler", ("train_dataset",), "transformers",
+        "VideoTrainer draws training videos class-balanced (balanced_sampler) through the Trainer's sampler hook"),
     "config_attn_implementation": PrivateApi(
         "transformers.PretrainedConfig", "_attn_implementation_internal", (), "transformers",
         "TimeSformer's SDPA path sets the attention kernel the way set_attn_implementation writes it, without "

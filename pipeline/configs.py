@@ -52,8 +52,20 @@ class ModelArguments:
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where Hub downloads are cached."})
     freeze_backbone: bool = field(
         default=False,
-        metadata={"help": "Train only the head on a frozen backbone (V-JEPA 2: its attentive probe; else a linear "
-                          "probe)."},
+        metadata={"help": "Train only the head: backbone weights frozen and kept in eval mode (V-JEPA 2: its own "
+                          "attentive pooler and classifier; else the model's classifier, or probe: attentive)."},
+    )
+
+    # --- fine-tuning: regularisation and what is trained (pipeline/models/drop_path.py, probe.py) ---
+    drop_path_rate: float = field(
+        default=0.0,
+        metadata={"help": "Stochastic depth: rate of the deepest residual block, rising linearly from 0 at the first "
+                  "(VideoMAE / TimeSformer / ViViT; weights and state_dict keys unchanged)."},
+    )
+    probe: str = field(
+        default="linear",
+        metadata={"help": "Head over the backbone's features: linear (the model's own classifier) | attentive (a "
+                  "cross-attention pooler with a learned query, as in V-JEPA's frozen evaluations)."},
     )
 
     def overrides(self) -> dict[str, Any]:
@@ -114,6 +126,24 @@ class DataArguments:
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Truncate validation/test (debugging)."})
     probe_num_proc: Optional[int] = field(default=None, metadata={"help": "Processes probing video metadata."})
 
+    # --- fine-tuning augmentation and sampling (pipeline/training/rand_augment.py, mixing.py, sampling_weights.py) ---
+    rand_augment: Optional[str] = field(
+        default=None,
+        metadata={"help": "RandAugment spec like m7-n4-mstd0.5[-inc1]: N ops of magnitude M (0-10) per clip, the same "
+                  "ops on every frame of a clip."},
+    )
+    mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup: Beta(alpha, alpha) mixing weight (0: off)."})
+    cutmix_alpha: float = field(
+        default=0.0, metadata={"help": "CutMix: Beta(alpha, alpha) area kept (0: off); one box for all frames."}
+    )
+    mixup_prob: float = field(default=1.0, metadata={"help": "Probability that a batch is mixed at all."})
+    mixup_switch_prob: float = field(
+        default=0.5, metadata={"help": "With both alphas > 0: probability of CutMix instead of Mixup for a batch."}
+    )
+    balanced_sampler: bool = field(
+        default=False, metadata={"help": "Draw training videos with probability 1 / (count of their class)."}
+    )
+
 
 @dataclass
 class RunArguments:
@@ -130,6 +160,25 @@ class RunArguments:
     eval_num_crops: int = field(default=1, metadata={"help": "Final multi-view evaluation: spatial crops."})
     run_multiview_evaluation: bool = field(
         default=False, metadata={"help": "After training, run pipeline.evaluation on test (report, figures)."}
+    )
+
+    # --- fine-tuning: optimiser, loss and weight averaging (pipeline/training/optimizer_groups.py, ema.py, ...) ---
+    layer_decay: float = field(
+        default=1.0,
+        metadata={"help": "Layer-wise lr decay: lr x decay^(depth from the top); 1.0 = off (VideoMAE uses 0.75)."},
+    )
+    ema_decay: Optional[float] = field(
+        default=None, metadata={"help": "Keep an exponential moving average of the weights with this decay."}
+    )
+    ema_warmup: bool = field(
+        default=True, metadata={"help": "EMA decay min(decay, (1 + t) / (10 + t)) at update t (early weights fade)."}
+    )
+    ema_as_model: bool = field(
+        default=False,
+        metadata={"help": "Save (and select checkpoints by) the EMA weights instead of the raw ones."},
+    )
+    class_weighting: str = field(
+        default="none", metadata={"help": "none | balanced: loss weight n / (classes x count of the class)."}
     )
 
 

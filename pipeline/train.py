@@ -19,7 +19,7 @@ if __package__ in (None, ""):
 
 import torch
 import yaml
-from transformers import EarlyStoppingCallback
+from transformers import EarlyStoppingCallback, set_seed
 
 from pipeline.configs import parse_args, resolved_recipe
 from pipeline.inference.clip_spec import ClipSpec
@@ -35,6 +35,7 @@ from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
 from pipeline.training.checkpoints import plan_relaunch
+from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
 from pipeline.training.video_counts import VideoCounts
 from pipeline.training.trainer import VideoTrainer
@@ -142,7 +143,6 @@ def build_model(model_args, data_args, labels, run_args=None):
         num_frames=data_args.num_frames,
         attn_implementation=model_args.attn_implementation,
         ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
-        freeze_backbone=model_args.freeze_backbone,
         cache_dir=model_args.cache_dir,
     )
     clip_spec(model, data_args, processor, run_args).save_to(model.config)
@@ -181,6 +181,7 @@ def build_clip_transforms(data_args, model, processor, device="cpu"):
         horizontal_flip=data_args.horizontal_flip,
         color_jitter=data_args.color_jitter,
         rotation_range=data_args.rotation_range,
+        rand_augment=data_args.rand_augment,
     )
     placement = augmentation_placement(data_args, device)
     train = ClipTransform(spec, prep, train=True, augmentation=augmentation,
@@ -234,7 +235,11 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
 
+    fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels),
+                                       splits["train"]["label"])
+    set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
     model, processor = build_model(model_args, data_args, labels, run_args)
+    model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
     report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
                         data_args.short_video)
     if training_args.gradient_checkpointing:
@@ -262,6 +267,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         processing_class=processor,
         callbacks=callbacks,
         device_batch=device_batch,
+        fine_tuning=fine_tuning,
     )
 
     train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
@@ -286,6 +292,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         mark = counts.mark()
         metrics = trainer.evaluate(eval_dataset=name, metric_key_prefix=prefix)
         counts.evaluated(name, prefix, metrics, mark)  # {prefix}_samples: scored; {prefix}_skipped_videos
+        metrics.update(fine_tuning.evaluate_ema(name, prefix))  # the EMA too, unless it is the model
         trainer.log_metrics(prefix, metrics)
         trainer.save_metrics(prefix, metrics)
         results.update(metrics)

@@ -84,6 +84,31 @@ def test_one_parameter_draw_per_clip_same_transform_on_every_frame():
             torch.testing.assert_close(copy[t], copy[0])
 
 
+def test_rand_augment_runs_last_on_the_uint8_copies_each_with_its_own_draw():
+    from pipeline.inference.preprocessing import normalize_clips
+    from pipeline.training.rand_augment import VideoRandAugment
+
+    clips = random_clips(2)
+    settings = AugmentationSettings(random_crop=True, horizontal_flip=True, rand_augment="m9-n3-mstd0.5-inc1")
+    augmentation = ClipAugmentation(PREP, settings)
+    plain = ClipAugmentation(PREP, AugmentationSettings(random_crop=True, horizontal_flip=True))
+    torch.manual_seed(0)
+    rows = torch.stack([augmentation.draw_many(3, 48, 60) for _ in range(len(clips))])
+    sizes = torch.tensor([[48, 60]] * len(clips))
+    torch.manual_seed(11)
+    with_rand = augment_batch(augmentation, clips, sizes, rows)
+    # the same pipeline by hand: the crop/flip copies as uint8, then RandAugment (same random state), then normalise
+    fill = tuple(int(round(m / PREP.rescale_factor)) for m in PREP.mean)
+    uint8 = torch.stack([plain.apply(clips[b].permute(0, 3, 1, 2), rows[b, r]) for b in range(2) for r in range(3)])
+    torch.manual_seed(11)
+    by_hand = normalize_clips(VideoRandAugment.from_spec("m9-n3-mstd0.5-inc1", fill=fill)(uint8), PREP)
+    torch.testing.assert_close(with_rand, by_hand, rtol=0, atol=0)
+    torch.manual_seed(11)
+    without = augment_batch(plain, clips, sizes, rows)
+    changed = [(with_rand[i] - without[i]).abs().amax().item() > 0 for i in range(6)]
+    assert sum(changed) >= 4  # n=3 operations at p=0.5: a copy is left untouched with probability 1/8
+
+
 def test_parameters_follow_torchvision_distributions():
     # the boxes, flips and factors are torchvision's own draws: same seed, same values as the v2 transforms
     augmentation = ClipAugmentation(PREP, EVERYTHING)

@@ -118,7 +118,7 @@ def _views(model_dir: Path, video: Path) -> torch.Tensor:
 
     model, processor = load_trained(str(model_dir))
     classifier = PyAVVideoClassificationPipeline(model=model, image_processor=processor, device="cpu")
-    return torch.cat([item["pixel_values"] for item in classifier.preprocess(str(video), num_clips=2)])
+    return classifier.views(str(video), num_clips=2)
 
 
 @pytest.mark.slow

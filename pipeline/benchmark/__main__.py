@@ -17,12 +17,13 @@ SUBCOMMANDS = {
     "corpus": ("pipeline.benchmark.corpus", "write a UCF101-shaped corpus of realistic synthetic videos"),
     "revisions": ("pipeline.benchmark.revisions", "this tree's data path against an older revision's, same corpus"),
     "gpu": ("pipeline.benchmark.gpu", "the one GPU check: training, evaluation, pipeline() vs the model's own speed"),
+    "ablation": ("pipeline.benchmark.ablation", "fine-tuning tricks on/off on the demo over seeds: test top-1"),
 }
 
 
 def usage() -> str:
     lines = ["usage: python -m pipeline.benchmark {%s} [options]" % "|".join(SUBCOMMANDS), "", "subcommands:"]
-    lines += [f"  {name:<6} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<8} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     lines += ["", "python -m pipeline.benchmark SUBCOMMAND --help shows a subcommand's options."]
     return "\n".join(lines)
 

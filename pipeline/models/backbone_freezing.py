@@ -17,19 +17,12 @@ import logging
 
 import torch
 
+from .probe import backbone_of  # defined there: probe.py ships as Hub remote code and imports nothing of ours
+
 logger = logging.getLogger(__name__)
 
 # modules of a classifier's backbone that its forward never calls
 UNUSED_BY_CLASSIFIER = {"vjepa2": ("predictor",)}
-
-
-def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
-    """The pretrained trunk of a transformers classifier (``model.<base_model_prefix>``)."""
-    prefix = getattr(model, "base_model_prefix", "")
-    backbone = getattr(model, prefix, None) if prefix else None
-    if not isinstance(backbone, torch.nn.Module) or backbone is model:
-        raise ValueError(f"{type(model).__name__}: no backbone module named by base_model_prefix {prefix!r}")
-    return backbone
 
 
 def _stay_in_eval(module: torch.nn.Module) -> None:

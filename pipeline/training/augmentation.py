@@ -6,7 +6,9 @@ colour jitter, in that order). The parameters travel with the uint8 clip as a sm
 pixels are then transformed as a batch on the training device (``augment_batch``, calling the same v2 transforms'
 ``transform`` with those parameters), normalised to float there, so the loader sends a quarter of the bytes and
 spends none of its CPU on resizing. The parameters are those today's worker-side ``v2.Compose`` would draw from the
-same random state, so both placements give equal tensors for the same seed (tested).
+same random state, so both placements give equal tensors for the same seed (tested). RandAugment, when the recipe
+asks for it, runs last on the uint8 copies, where they are transformed (its draws come from that process's torch
+random state).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import v2
 
 from pipeline.inference.preprocessing import VideoPreprocessing, normalize_clips, resize_and_center_crop
+from pipeline.training.rand_augment import VideoRandAugment
 
 # Layout of one encoded parameter row (float64): rotation angle, crop box, flip, colour-jitter order and factors.
 # A factor or box entry that does not apply is NaN.
@@ -39,6 +42,7 @@ class AugmentationSettings:
     horizontal_flip: bool = True
     color_jitter: float = 0.0
     rotation_range: float = 0.0
+    rand_augment: str | None = None  # a timm-style spec, e.g. "m7-n4-mstd0.5-inc1" (training/rand_augment.py)
 
 
 class ClipAugmentation:
@@ -56,6 +60,10 @@ class ClipAugmentation:
         strength = float(settings.color_jitter)
         self.jitter = (v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength,
                                       hue=min(0.5, strength / 4)) if strength else None)
+        # uncovered areas are filled with the processor's mean colour (about 0 once normalised)
+        fill = tuple(int(round(m / prep.rescale_factor)) for m in prep.mean)
+        self.rand_augment = (VideoRandAugment.from_spec(settings.rand_augment, fill=fill)
+                             if settings.rand_augment else None)
 
     # -- drawing (in loader workers, from their torch random state) ---------------------------------------------
     def draw(self, height: int, width: int) -> torch.Tensor:
@@ -124,6 +132,8 @@ def augment_batch(augmentation: ClipAugmentation, frames: torch.Tensor, sizes, r
         clip = frames[b, :, :height, :width].permute(0, 3, 1, 2)
         for r in range(repeats):
             out[b * repeats + r] = augmentation.apply(clip, rows[b, r])
+    if augmentation.rand_augment is not None:  # one batched op per drawn operation, every copy its own draw
+        out = augmentation.rand_augment(out)
     return normalize_clips(out, augmentation.prep)
 
 

@@ -8,6 +8,12 @@ transformers 5 renames some weights between the live model and the files it writ
 run silently restarts those biases from their initial values, and the "best" model keeps the last epoch's biases
 (DESIGN fact 9, measured here on the demo). This class reloads plain (non-sharded) checkpoints through
 ``from_pretrained`` and fails if any weight does not match; FSDP / DeepSpeed checkpoints keep the library's path.
+
+Fine-tuning (``fine_tuning=FineTuning``, pipeline/training/fine_tuning.py) enters through the Trainer's own hooks:
+``compute_loss_func`` (soft targets, label smoothing, class weights), callbacks (EMA), ``create_optimizer`` /
+``get_decay_parameter_names`` (layer-wise lr decay, no decay on norms and learned tokens), ``compute_loss`` (Mixup /
+CutMix of the training batch on its device), ``_get_train_sampler`` (class-balanced sampling; a private method,
+guarded by tests/test_fine_tuning_trainer.py) and ``log`` (``train_accuracy``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 from pipeline.compatibility import require, warn_if_untested
 from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
+from .optimizer_groups import decay_parameter_names
 from .video_counts import empty_prediction
 from pipeline.inference.model_inputs import as_model_inputs
 
@@ -35,15 +42,22 @@ class VideoTrainer(Trainer):
     folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints). Each
     model gets its clips under the name it takes (V-JEPA 2: ``pixel_values_videos``; inference/model_inputs.py)."""
 
-    def __init__(self, *args, device_batch: DeviceBatch | None = None, **kwargs):
+    def __init__(self, *args, device_batch: DeviceBatch | None = None, fine_tuning=None, **kwargs):
         # the private Trainer methods overridden below must still be the ones the Trainer calls: an override of a
         # renamed method would be silently bypassed (pipeline/compatibility.py)
-        for key in ("trainer_load_from_checkpoint", "trainer_load_best_model", "trainer_save_checkpoint"):
+        for key in ("trainer_load_from_checkpoint", "trainer_load_best_model", "trainer_save_checkpoint",
+                    "trainer_get_train_sampler"):
             require(key)
         warn_if_untested()
+        self.fine_tuning = fine_tuning  # training/fine_tuning.py: loss, optimizer groups, mixing, sampler, EMA
+        if fine_tuning is not None:
+            kwargs.setdefault("compute_loss_func", fine_tuning.loss)
+            kwargs["callbacks"] = [*fine_tuning.callbacks, *(kwargs.get("callbacks") or [])]
         super().__init__(*args, **kwargs)
         self.device_batch = device_batch
         self.add_callback(RunFolderState())
+        if fine_tuning is not None:
+            fine_tuning.bind(self)
 
     def _device_inputs(self, model, inputs):
         """The batch as the model takes it: made on the device (device_batch) and named for the model."""
@@ -70,6 +84,32 @@ class VideoTrainer(Trainer):
             return super().save_model(output_dir, _internal_call)
         with checkpoint_writes(output_dir or self.args.output_dir, model=self.model, is_checkpoint=False):
             return super().save_model(output_dir, _internal_call)
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        return decay_parameter_names(model, super().get_decay_parameter_names(model))
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.fine_tuning is not None:
+            self.optimizer = self.fine_tuning.create_optimizer(self, self.model if model is None else model)
+        return super().create_optimizer(model)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.fine_tuning is not None and model.training:
+            inputs = self.fine_tuning.mix(inputs)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.fine_tuning is not None:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler = self.fine_tuning.train_sampler(seed)
+            if sampler is not None:
+                return sampler
+        return super()._get_train_sampler(train_dataset)
+
+    def log(self, logs, start_time=None):
+        if self.fine_tuning is not None:
+            self.fine_tuning.log_metrics(logs, self.accelerator)
+        super().log(logs, start_time)
 
     def _plain_checkpoint(self, folder: str | None) -> bool:
         if not folder or self.is_fsdp_enabled or self.is_deepspeed_enabled:
