@@ -65,11 +65,24 @@ class DDPProbe(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         self.train_labels = dataset_labels(train_dataloader)
         self.sampler = type(train_dataloader.batch_sampler).__name__
-        model.register_forward_pre_hook(self._record_batch, with_kwargs=True)
 
-    def _record_batch(self, module, args, kwargs):
-        if module.training and self.epochs:
-            self.epochs[-1]["trained_labels"].extend(kwargs["labels"].tolist())
+    def record_batch(self, labels) -> None:
+        """The labels of a training batch as it reaches the loss (before any mixing)."""
+        if self.epochs:
+            self.epochs[-1]["trained_labels"].extend(labels.tolist())
+
+    def wrap_compute_loss(self, trainer_class) -> None:
+        """Records each training batch's labels where the loss is computed: the model itself no longer sees them
+        (the Trainer hands them to the run's loss function instead)."""
+        plain = trainer_class.compute_loss
+        probe = self
+
+        def compute_loss(trainer, model, inputs, *args, **kwargs):
+            if model.training:
+                probe.record_batch(inputs["labels"])
+            return plain(trainer, model, inputs, *args, **kwargs)
+
+        trainer_class.compute_loss = compute_loss
 
     def on_epoch_begin(self, args, state, control, train_dataloader=None, **kwargs):
         epoch = len(self.epochs)
@@ -129,6 +142,7 @@ def probe_main(argv: list[str] | None = None) -> Path:
     probe = DDPProbe()
     # main() builds the Trainer itself; its compute_metrics factory is looked up on the module at call time
     train_module.compute_metrics_fn = probe.wrap_compute_metrics(train_module.compute_metrics_fn)
+    probe.wrap_compute_loss(train_module.VideoTrainer)
     train_module.main(model_args, data_args, run_args, training_args, callbacks=[probe])
     out = Path(training_args.output_dir) / "ddp_probe" / f"rank{training_args.process_index}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
