@@ -109,9 +109,9 @@ def read_results(path: Path) -> list[dict]:
 def table(results: list[dict], data_order=tuple(DATA)) -> str:
     """Markdown: one row per variant, one column per data regime: mean test top-1 (each seed's in brackets)."""
     datas = [d for d in data_order if any(r["data"] == d for r in results)]
-    seeds = sorted({r["seed"] for r in results})
-    lines = ["| trick | " + " | ".join(f"{DATA_LABELS[d]}: mean (seeds {', '.join(map(str, seeds))})" for d in datas)
-             + " |", "|" + "---|" * (1 + len(datas))]
+    seeds = {d: sorted({r["seed"] for r in results if r["data"] == d}) for d in datas}
+    lines = ["| trick | " + " | ".join(f"{DATA_LABELS[d]}: mean (seeds {', '.join(map(str, seeds[d]))})"
+                                       for d in datas) + " |", "|" + "---|" * (1 + len(datas))]
     for variant in VARIANTS:
         cells = []
         for data in datas:
@@ -120,7 +120,7 @@ def table(results: list[dict], data_order=tuple(DATA)) -> str:
                 exact = data != "small" and variant == "class_balance"
                 cells.append("n/a: classes exactly balanced" if exact else "not run")
                 continue
-            each = " / ".join(f"{runs[s]:.3f}" if s in runs else "-" for s in seeds)
+            each = " / ".join(f"{runs[s]:.3f}" if s in runs else "-" for s in seeds[data])
             cells.append(f"**{statistics.fmean(runs.values()):.3f}** ({each})")
         if any(c.startswith("**") for c in cells):
             lines.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results_path = Path(args.results or Path(args.work_dir) / "results.jsonl")
     if args.table:
-        print(table(read_results(results_path)))
+        print(table(read_results(results_path), data_order=args.data))
         return 0
     results_path.parent.mkdir(parents=True, exist_ok=True)
     for data in args.data:
