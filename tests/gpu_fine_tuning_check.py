@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fine_tuning_models import TINY, tiny_model  # noqa: E402
 from pipeline.models.drop_path import set_drop_path  # noqa: E402
-from pipeline.models.backbone_freezing import freeze_backbone
+from pipeline.models.backbone_freezing import freeze_backbone  # noqa: E402
 from pipeline.models.probe import attentive_probe  # noqa: E402
 from pipeline.training.classification_loss import ClassificationLoss  # noqa: E402
 from pipeline.training.ema import EMACallback, ema_decay_at  # noqa: E402

@@ -43,3 +43,17 @@ def test_gpu_check_runs_every_measurement_on_cpu(tmp_path, capsys):
             assert row["bytes_to_device_per_clip"] == 0 and row["data_wait_s"] < 0.05 * row["wall_s"]
     assert rows["multi-view evaluation 2x3"]["videos"] == 8  # 4 classes x 2 test groups of the tiny corpus
     assert "| multi-view evaluation 2x3 |" in printed and "share of the model alone" in printed
+
+
+def test_fine_tuning_gpu_check_dry_runs_on_cpu():
+    """tests/gpu_fine_tuning_check.py (run by hand on a GPU) must not rot: CHECK_DEVICE=cpu runs every check."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent / "gpu_fine_tuning_check.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "CHECK_DEVICE": "cpu"})
+    verdicts = [line.split()[0] for line in result.stdout.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert result.returncode == 0 and verdicts == ["PASS"] * 6, result.stdout[-3000:] + result.stderr[-3000:]
