@@ -11,6 +11,8 @@ from transformers import TrainingArguments
 
 from fine_tuning_models import one_compute_thread, tiny_model  # noqa: F401 (fixture)
 from pipeline.configs import parse_args, resolved_recipe
+from pipeline.training.recipe_checks import check_recipe
+from pipeline.user_errors import RecipeError
 from pipeline.training.classification_loss import ClassificationLoss
 from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.mixing import VideoMixup
@@ -48,6 +50,20 @@ def test_bad_values_fail_with_the_key_named(flags, message):
     model_args, data_args, run_args, training_args = parse_args(["recipes/demo.yaml", "--output_dir", "OUT", *flags])
     with pytest.raises(ValueError, match=message):
         FineTuning.from_args(model_args, data_args, run_args, training_args, 3, [0, 1, 2])
+    with pytest.raises(RecipeError, match=message):  # train.py's check at the start, before any data is read
+        check_recipe(model_args, data_args, run_args, training_args)
+
+
+def test_mixing_uses_the_models_input_name():
+    from pipeline.training.mixing import VideoMixup
+
+    fine_tuning = FineTuning(loss=ClassificationLoss(3), mixup=VideoMixup(3, 0.8, 0.0, 1.0, 0.0), num_classes=3)
+    clips = torch.randn(4, 2, 3, 8, 8)
+    mixed = fine_tuning.mix({"pixel_values_videos": clips, "labels": torch.tensor([0, 1, 2, 0])},
+                            "pixel_values_videos")  # V-JEPA 2's name
+    assert set(mixed) == {"pixel_values_videos", "labels"} and mixed["labels"].shape == (4, 3)
+    assert not torch.equal(mixed["pixel_values_videos"], clips)
+    torch.testing.assert_close(mixed["labels"].sum(1), torch.ones(4))
 
 
 def test_ema_as_model_selects_checkpoints_by_the_ema():

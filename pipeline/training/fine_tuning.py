@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from pipeline.inference.model_inputs import CLIP_KEY
 from pipeline.models.drop_path import set_drop_path
 from pipeline.models.backbone_freezing import freeze_backbone
 from pipeline.models.probe import attentive_probe
@@ -131,11 +132,10 @@ class FineTuning:
             return None
         return create_layerwise_optimizer(trainer, model, self.layer_decay)
 
-    def mix(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Mixup / CutMix of a training batch (targets become class distributions)."""
+    def mix(self, inputs: dict[str, Any], key: str = CLIP_KEY) -> dict[str, Any]:
+        """Mixup / CutMix of a training batch (targets become class distributions); ``key``: the clips' name."""
         if self.mixup is None or "labels" not in inputs:
             return inputs
-        key = next(k for k in ("pixel_values", "pixel_values_videos") if k in inputs)  # V-JEPA 2's name
         mixed = self.mixup(inputs[key], inputs["labels"])
         return {**inputs, key: mixed.pixel_values, "labels": mixed.targets}
 

@@ -20,6 +20,7 @@ from numbers import Integral, Real
 from typing import Any, Optional
 
 from pipeline.inference.sampling import SHORT_POLICIES, STRATEGIES
+from pipeline.training.fine_tuning import check_args as check_fine_tuning_args
 from pipeline.user_errors import RecipeError
 
 logger = logging.getLogger("pipeline.train")
@@ -71,6 +72,10 @@ def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
     _positive_int("eval_num_crops", run_args.eval_num_crops)
     if model_args.image_size is not None:
         _positive_int("image_size", model_args.image_size)
+    try:  # the fine-tuning keys too, before any data is read
+        check_fine_tuning_args(model_args, data_args, run_args)
+    except ValueError as error:
+        raise RecipeError(str(error)) from None
     check_model_frames(model_args, data_args)
 
 

@@ -30,7 +30,7 @@ from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
 from .optimizer_groups import decay_parameter_names
 from .video_counts import empty_prediction
-from pipeline.inference.model_inputs import as_model_inputs
+from pipeline.inference.model_inputs import as_model_inputs, input_name
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class VideoTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.fine_tuning is not None and model.training:
-            inputs = self.fine_tuning.mix(inputs)
+            inputs = self.fine_tuning.mix(inputs, input_name(model))
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def _get_train_sampler(self, train_dataset=None):
