@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment_models import CRICKET_CLIP, REPO
+from deployment_models import CRICKET_CLIP, REPO, asset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_videomae import LABELS, save_tiny_videomae  # noqa: E402
@@ -79,7 +79,7 @@ def test_bad_file_gets_a_clear_message(tiny_app, tmp_path):
 def test_avi_upload_gets_a_browser_preview(tiny_app, tmp_path):
     from pipeline.inference.decoding import probe_video
 
-    preview = tiny_app.preview(str(CRICKET_CLIP))
+    preview = tiny_app.preview(str(asset(CRICKET_CLIP)))
     info = probe_video(preview)
     assert preview.endswith(".mp4") and info.codec == "h264" and info.num_frames == 80
     assert (info.width, info.height) == (320, 240)

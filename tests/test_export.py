@@ -22,7 +22,7 @@ from pipeline.export.parity import check_parity
 from pipeline.inference import load_pipeline
 from pipeline.inference.onnx_runner import OnnxVideoClassifier, find_onnx_file, make_session
 
-from deployment_models import CRICKET_CLIP, FAMILIES, I3D_TARBALL, LABELS, REPO, converted_i3d, tiny_family_model
+from deployment_models import CRICKET_CLIP, FAMILIES, LABELS, REPO, asset, converted_i3d, tiny_family_model
 
 SHAPE = (2, 3, 4, 4)  # frames, channels, height, width of the hand-built graph
 
@@ -151,7 +151,7 @@ def test_every_family_exports_with_parity(tmp_path, family):
     # unseen clip: the real UCF101 video, never used by the export
     runtime = OnnxVideoClassifier.from_export(out)
     torch_model = model.eval()
-    views = _views(model_dir, CRICKET_CLIP)
+    views = _views(model_dir, asset(CRICKET_CLIP))
     with torch.inference_mode():
         expected = torch_model(**{torch_model.main_input_name: views}).logits.numpy()
     got = runtime.run(views.numpy())
@@ -221,7 +221,7 @@ def test_demo_model_onnx_agrees_on_unseen_clips(trained_demo, demo_dataset, tmp_
     # unseen: other clip numbers than the export's parity clips, demo test videos, and the real UCF101 clip
     unseen = write_demo_clips(tmp_path / "unseen", CLASS_NAMES, clip=5)
     unseen += sorted((demo_dataset / "UCF-101").glob("*/v_*_g02_c03.avi"))
-    unseen.append(CRICKET_CLIP)
+    unseen.append(asset(CRICKET_CLIP))
     by_torch = load_pipeline(str(trained_demo), device="cpu")
     by_onnx = load_pipeline(str(out), backend="onnx")
     assert type(by_onnx.model).__name__ == "OnnxVideoClassifier"
@@ -243,7 +243,6 @@ def test_demo_model_onnx_agrees_on_unseen_clips(trained_demo, demo_dataset, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not I3D_TARBALL.exists(), reason=f"asset {I3D_TARBALL} is missing")
 def test_kinetics_i3d_export_parity_and_cricket(tmp_path_factory):
     """DeepMind's I3D (64 x 224 x 224) exports within 1e-3 and labels the unseen cricket clip as PyTorch does."""
     from pipeline.export.onnx_export import main
