@@ -123,7 +123,7 @@ def _views(model_dir: Path, video: Path) -> torch.Tensor:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"i3d"}))
-def test_every_family_exports_with_parity(tmp_path, family):
+def test_every_family_exports_with_parity(tmp_path, family, capsys, caplog):
     """Each family get_model builds exports through the command, passes parity, and serves with backend="onnx".
     (I3D: the real Kinetics-400 model below.)"""
     from pipeline.export.onnx_export import main
@@ -135,7 +135,10 @@ def test_every_family_exports_with_parity(tmp_path, family):
     argv = ["--model", str(model_dir), "--output_dir", str(out), "--dynamic_batch"]
     argv += ["--attn_implementation", attn] if attn else []
     argv += ["--opset", "18"] if family == "videomae" else []  # an older opset than the exporter's default
-    assert main(argv) == 0
+    with caplog.at_level("INFO"):
+        assert main(argv) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err + caplog.text).count("parity passed") == 1  # said once, with the result
 
     record = json.loads((out / "export.json").read_text())
     assert record["parity"]["passed"] and record["parity"]["max_abs_diff"] <= 1e-3
