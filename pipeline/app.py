@@ -222,7 +222,7 @@ def demo_examples(directory: Path, labels: Sequence[str]) -> list[str]:
     if not set(labels) <= set(CLASS_NAMES):
         return []
     directory.mkdir(parents=True, exist_ok=True)
-    long_video = directory / "demo_timeline.mp4"  # segments of two clip spans (pipeline.data.demo_video)
+    long_video = directory / "demo_sequence.mp4"
     if not long_video.exists():
         write_demo_clips(directory, EXAMPLE_CLASSES, clip=3, suffix=".mp4")
         write_demo_video(long_video, DEFAULT_SEQUENCE, clip=4)

@@ -136,7 +136,7 @@ def test_stream_of_a_file_equals_the_pipeline_timeline(tmp_path, capsys):
 
     model = save_tiny_videomae(tmp_path / "tiny")
     video = tmp_path / "demo_video.avi"
-    write_demo_video(video, ["MoveLeft", "Grow"], clips_per_segment=1)  # 64 frames
+    write_demo_video(video, ["MoveLeft", "Grow"])  # 64 frames
     assert stream_main(["--model", str(model), "--source", str(video), "--top_k", "2", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     windows = _lines(captured.out)
@@ -181,7 +181,7 @@ def test_stdin_is_a_live_source(tmp_path):
 
     model = save_tiny_videomae(tmp_path / "tiny")
     video = tmp_path / "demo_video.avi"
-    write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"], clips_per_segment=1)  # 96 frames
+    write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"])  # 96 frames
     with open(video, "rb") as pipe:
         windows, summary = _run_stream(["--model", str(model), "--source", "-", "--device", "cpu"], stdin=pipe)
     assert summary["live"] is True and summary["frames"] == 96
@@ -196,7 +196,7 @@ def test_demo_model_keeps_up_in_real_time(trained_demo, tmp_path):
     from pipeline.data.demo_video import write_demo_video
 
     video = tmp_path / "demo_video.avi"
-    segments = write_demo_video(video, clips_per_segment=1)  # 8 classes x 32 frames
+    segments = write_demo_video(video)  # 8 classes x 32 frames
     windows, summary = _run_stream(["--model", str(trained_demo), "--source", str(video), "--realtime",
                                     "--device", "cpu"])
     assert summary["live"] and summary["frames"] == segments[-1].end_frame == 256

@@ -2,10 +2,8 @@
 
 They are rendered with the demo generator (``pipeline.data.demo``) but with clip numbers far beyond any the
 dataset writes, so no model trained on the demo has seen them: export uses them for its parity check when no
-videos are given, the app offers them as examples, and the long one (several classes one after another)
-exercises timelines and ``python -m pipeline.stream``. Each of its segments is ``CLIPS_PER_SEGMENT`` unseen clips of
-one class back to back (2.56 s): at least two spans of the demo model's clip (8 frames at rate 4, 1.16 s), so
-most timeline windows lie inside one motion instead of across a cut.
+videos are given, the app offers them as examples, and the long one (several classes one after another, each
+segment a full demo clip) exercises timelines and ``python -m pipeline.stream``.
 
 Command line: ``python -m pipeline.data.demo_video --output demo_video.avi [--classes MoveLeft Grow ...]``.
 """
@@ -27,7 +25,6 @@ from .demo import CLASS_NAMES, DemoParams, clip_spec, render_clip, write_video
 UNSEEN_CLIP_BASE = 1000
 # The test scene of the demo (group g01 is in every demo test list, never in training).
 TEST_GROUP = 1
-CLIPS_PER_SEGMENT = 2
 DEFAULT_SEQUENCE = ("MoveLeft", "Grow", "MoveUp", "RotateClockwise", "MoveRight", "Shrink", "MoveDown",
                     "RotateCounterclockwise")
 
@@ -77,10 +74,9 @@ def write_demo_clips(output_dir: str | Path, classes: Sequence[str] = tuple(CLAS
 
 
 def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE, *, clip: int = 0,
-                     group: int = TEST_GROUP, params: DemoParams | None = None,
-                     clips_per_segment: int = CLIPS_PER_SEGMENT) -> list[Segment]:
-    """A long video: one segment per entry of ``classes``, each ``clips_per_segment`` unseen demo clips of that
-    class back to back (25 fps, 1.28 s per clip by default; ``.avi`` or ``.mp4`` as in ``write_frames``).
+                     group: int = TEST_GROUP, params: DemoParams | None = None) -> list[Segment]:
+    """A long video: one unseen demo clip per entry of ``classes``, back to back (25 fps, 1.28 s each by default;
+    ``.avi`` or ``.mp4`` as in ``write_frames``).
 
     Writes ``path`` and ``path`` with suffix ``.json`` (the segments, for checking a timeline); returns the segments.
     """
@@ -89,8 +85,7 @@ def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE
     path.parent.mkdir(parents=True, exist_ok=True)
     parts, segments, start = [], [], 0
     for offset, class_name in enumerate(classes):
-        first = (clip * len(classes) + offset) * clips_per_segment
-        frames = np.concatenate([_frames(class_name, first + k, params, group) for k in range(clips_per_segment)])
+        frames = _frames(class_name, clip * len(classes) + offset, params, group)
         parts.append(frames)
         segments.append(Segment(class_name, start, start + len(frames)))
         start += len(frames)
@@ -100,17 +95,19 @@ def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE
     return segments
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m pipeline.data.demo_video``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.data.demo_video", description=__doc__.split("\n")[0])
     parser.add_argument("--output", required=True, help="video file to write (.avi)")
     parser.add_argument("--classes", nargs="+", default=list(DEFAULT_SEQUENCE), help="demo classes in order")
     parser.add_argument("--repeat", type=int, default=1, help="repeat the sequence (new clips each time)")
     parser.add_argument("--clip", type=int, default=0, help="which unseen clips (another number, other clips)")
-    parser.add_argument("--clips_per_segment", type=int, default=CLIPS_PER_SEGMENT,
-                        help="demo clips (1.28 s each) per segment")
-    args = parser.parse_args(argv)
-    segments = write_demo_video(args.output, list(args.classes) * args.repeat, clip=args.clip,
-                                clips_per_segment=args.clips_per_segment)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    segments = write_demo_video(args.output, list(args.classes) * args.repeat, clip=args.clip)
     print(f"wrote {args.output}: {len(segments)} segments, {segments[-1].end_frame} frames")
     return Path(args.output)
 
