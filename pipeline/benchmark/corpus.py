@@ -374,12 +374,15 @@ def is_packed(path) -> bool:
         return any(bytes(packet).count(VOP_START) > 1 for packet in container.demux(video=0) if packet.size)
 
 
-def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
+def pack_b_frames(source, destination, layout: str = "pb_b_n", packed_until: Optional[int] = None) -> None:
     """Rewrite an unpacked MPEG-4 Part 2 AVI (path or file object) in a packed-B-frame layout:
 
     pb_b_n  [ref + B1] [B2] ... [Bk] [N-VOP]: what DivX/XviD write (with k = 1: [ref + B] [N-VOP])
     pbb_nn  [ref + B1 + ... + Bk] [N-VOP] x k: all B-VOPs in the reference's chunk (FFmpeg decodes only
             the first of them: its sequential decode has fewer frames than were encoded)
+
+    packed_until: pack only the B-frames of the first that many source packets, leave the rest unpacked (a file
+    mixing both layouts, as written by some DivX versions after an edit).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown packed layout {layout!r}; expected one of {LAYOUTS}")
@@ -400,8 +403,9 @@ def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
             while j < len(packets) and vop_type(packets[j]) == 2:
                 j += 1
             b_vops = packets[i + 1:j]
-            if not b_vops:
+            if not b_vops or (packed_until is not None and i >= packed_until):
                 chunks.append((data, keyframe))
+                chunks += [(b, False) for b in b_vops]
             elif layout == "pb_b_n":
                 chunks.append((data + b_vops[0], keyframe))
                 chunks += [(b, False) for b in b_vops[1:]]

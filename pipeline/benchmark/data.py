@@ -10,6 +10,8 @@ Two measurements, on the same clips in the same run:
     is counted too: frames decoded, skipped and converted per clip (``DecodeStats``), and our probe's cost.
 (b) the full training loader: ``ClipTransform`` (decode + training augmentation + normalisation, with repeated
     augmentation R) and ``VideoCollator`` in a real ``torch.utils.data.DataLoader``, for each loader setting asked.
+(c) the probe's cost in full decodes of the same file, per layout, on two corpora of H.264 and XviD videos (one
+    the probe was tuned on, one it was not): see ``pipeline.benchmark.probe_cost``.
 
 Speeds are clips per CPU-second (user + system time of the main process and its loader workers), i.e. clips/s
 per core, which stays meaningful on a shared machine where wall time does not; wall-clock clips/s are reported
@@ -41,6 +43,7 @@ import numpy as np
 import torch
 
 from pipeline.benchmark import corpus as ucf101_like
+from pipeline.benchmark import probe_cost
 from pipeline.benchmark.cpu_time import children_cpu_s
 from pipeline.inference.decoding import (
     VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip_loader", action="store_true", help="only decoding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    probe_cost.add_arguments(parser)
     return parser
 
 
@@ -528,6 +532,9 @@ def main(argv: list[str] | None = None) -> dict:
                          "probe": probes}
         if not args.skip_decode:
             results["decode"] = bench_decode(videos, infos, args, clips_per_kind)
+        real_clips = args.real if args.real is not None else [DEFAULT_REAL_CLIP]
+        results["probe_cost"] = probe_cost.run(args, root, videos if args.videos is not None else None,
+                                               real=[str(p) for p in real_clips if Path(p).is_file()])
         if not args.skip_loader:
             kinds = list(videos) if "all" in args.loader_kinds else [k for k in args.loader_kinds if k in videos]
             if not kinds:
@@ -536,6 +543,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["loader_videos"] = ", ".join(f"{k} ({len(videos[k])})" for k in kinds)
             results["loader"] = bench_loader(paths, infos, args)
     print(format_tables(results))
+    print(probe_cost.format_table(results.get("probe_cost")))
     print("(clips per CPU-second = clips/s per core; the machine may be shared: compare ratios within one run)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import av
 import numpy as np
@@ -72,6 +72,7 @@ UNSEEN = (
 )
 CORPORA = {"seen": (SEEN, (150, 200), 0), "unseen": (UNSEEN, (110, 230), 7)}  # layouts, frames range, seed offset
 GROUPS = ("without B-frames", "with B-frames")
+REAL_LAYOUT = "real UCF101 clip (xvid avi)"
 
 
 def write_probe_corpus(root: Path, corpus: str, videos_per_layout: int, seed: int,
@@ -202,8 +203,9 @@ def add_arguments(parser) -> None:
                         help="probe cost: runs per timing, the least counts")
 
 
-def run(args, root: Path, own_videos: Optional[dict] = None) -> dict:
-    """Probe cost on the corpora asked for (written under root/probe_cost), or on --videos when given."""
+def run(args, root: Path, own_videos: Optional[dict] = None, real: Sequence[str] = ()) -> dict:
+    """Probe cost on the corpora asked for (written under root/probe_cost; the `real` UCF101 clips join the seen
+    one), or on --videos when given."""
     from pipeline.inference.decoding import probe_video
 
     if own_videos is not None:
@@ -211,6 +213,8 @@ def run(args, root: Path, own_videos: Optional[dict] = None) -> dict:
     elif args.probe_cost_videos > 0:
         corpora = {name: write_probe_corpus(root / "probe_cost", name, args.probe_cost_videos, args.seed,
                                             args.probe_cost_frames) for name in args.probe_cost_corpora}
+        if real and "seen" in corpora:
+            corpora["seen"][REAL_LAYOUT] = list(real)
     else:
         return {}
     return {name: measure(videos, {"probe_video": probe_video}, args.probe_cost_repeats)
