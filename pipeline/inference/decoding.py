@@ -224,8 +224,9 @@ def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> V
         resetting = []  # per keyframe packet: does the short seek check suffice (see _RESETTING_KEYFRAME_CODECS)
         seek_checked = {}  # keyframe (after frame 0) -> frame number after the last frame its seek check compares
         checking = False  # recording the frames a keyframe's seek check compares
-        signing_b = False  # recording every frame, for the skip table's checks
-        first_b = 0  # frame number of the first B-frame
+        signing_b = False  # recording every frame from the first B-frame on, for the skip table's checks
+        first_b = -1  # frame number of the first B-frame
+        run_start, family_runs = 0, {}  # b_outputs index where the current run starts; runs per family
         references_left = 0  # references after the keyframe still to record (-1: up to the next keyframe)
         idr_types = _IDR_NAL_TYPES.get(codec_context.name)
         nal_length = _nal_length_size(codec_context) if idr_types and check_seeks else None
@@ -254,7 +255,7 @@ def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> V
                     if not num_frames:
                         width, height = frame.width, frame.height
                     # a skip table compares every frame from the first B-frame on (the first run's region)
-                    if record_b and not signing_b and frame.pict_type == _PICT_TYPE_B:
+                    if record_b and first_b < 0 and frame.pict_type == _PICT_TYPE_B:
                         signing_b, first_b = True, num_frames
                     if signing_b or checking:
                         signatures.append(_signature(frame))
@@ -266,6 +267,11 @@ def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> V
                     frame_packets.append(ordinal)
                     num_frames += 1
                 if record_b and len(frames) == 1 and frames[0].pict_type == _PICT_TYPE_B:
+                    if signing_b and b_outputs and (ordinal, num_frames - 1) != (b_outputs[-1][0] + 1,
+                                                                                 b_outputs[-1][1] + 1):
+                        # a run ended: stop the checksums once every family has runs enough to check
+                        signing_b = not _sampled_enough(b_outputs, run_start, vop_counts, family_runs)
+                        run_start = len(b_outputs)
                     b_outputs.append((ordinal, num_frames - 1))
         except av.FFmpegError as error:
             if not num_frames:
@@ -414,7 +420,12 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
     families = [_family(group, vop_counts) for group in groups]
     # frames before the first B-frame carry no signature (None): the passes leave them alike
     sign_from = next((i for i, value in enumerate(signatures) if value is not None), len(signatures))
+    signed_until = next((i for i in range(sign_from, len(signatures)) if signatures[i] is None), len(signatures))
+    # a run can be tried when the frames up to the second run after it carry checksums
+    ends = [bisect.bisect_left(frame_packets, groups[g + 2][0]) if g + 2 < len(groups) else len(signatures)
+            for g in range(len(groups))]
     seen: dict = {}  # (family, option) -> runs where the option removed what it predicts
+    tried: dict = {}  # (family, option) -> runs it was applied to
     rejected: set = set()
     for parity in (0, 1):
         untried = {family: [option for option in _actions(family[0])
@@ -422,10 +433,14 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
                    for family in set(families)}
         choice, turns = {}, {}
         for g in range(parity, len(groups), 2):
-            options = untried[families[g]]
+            if ends[g] > signed_until:
+                break
+            options = [option for option in untried[families[g]]
+                       if tried.get((families[g], option), 0) < _CHECKS_PER_OPTION]
             if options:
                 turn = turns[families[g]] = turns.get(families[g], -1) + 1
                 choice[g] = options[turn % len(options)]
+                tried[families[g], choice[g]] = tried.get((families[g], choice[g]), 0) + 1
         if not choice:
             break
         if parity:  # another decode of the whole file: only worth it for a share of the B-frames
@@ -434,14 +449,16 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
                 break
         chosen = sorted(choice)
         skip, drop = _applied(groups, choice)
+        # the decode stops where the last option-applying run's region ends (the run after it decoded)
+        stop = groups[chosen[-1] + 2][0] if chosen[-1] + 2 < len(groups) else None
         try:
-            output, output_packets, skipped_output = _decode_with_actions(path, skip, drop, sign_from)
+            output, output_packets, skipped_output = _decode_with_actions(path, skip, drop, sign_from, stop)
         except (VideoDecodeError, av.FFmpegError) as error:
             info.skip_note = f"skip check failed to decode ({error})"
             return
         # region k: packets from the first packet of run chosen[k] to that of the next chosen run
         bounds = [groups[g][0] for g in chosen]
-        expected_cut = [bisect.bisect_left(frame_packets, b) for b in bounds] + [len(signatures)]
+        expected_cut = [bisect.bisect_left(frame_packets, b) for b in bounds] + [ends[chosen[-1]]]
         actual_cut = [bisect.bisect_left(output_packets, b) for b in bounds] + [len(output)]
         if output[:actual_cut[0]] != signatures[:expected_cut[0]]:
             info.skip_note = "skip check: the frames before the first skipped packet differ between decodes"
@@ -476,6 +493,22 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
     info.skip_groups = rows
     if len(rows) < len(groups):
         info.skip_note = f"{len(groups) - len(rows)} of {len(groups)} B-frame runs not skippable (unverified)"
+
+
+# Runs each option is tried on (in a family with that many): the checking decode stops after the last of them,
+# and the first decode stops computing checksums once every family met so far has runs enough for all its
+# options (a family met after that is not skipped).
+_CHECKS_PER_OPTION = 5
+
+
+def _sampled_enough(b_outputs: list, run_start: int, vop_counts: list, family_runs: dict) -> bool:
+    """Count the run that ends at b_outputs[-1] (from b_outputs[run_start]) in family_runs; whether every
+    family has runs enough to try each of its options _CHECKS_PER_OPTION times on every other run, with some
+    to spare (a run is tried with the run after it)."""
+    packet, frame = b_outputs[run_start]
+    family = _family([packet, frame, len(b_outputs) - run_start], vop_counts)
+    family_runs[family] = family_runs.get(family, 0) + 1
+    return all(count >= 2 * len(_actions(key[0])) * _CHECKS_PER_OPTION + 4 for key, count in family_runs.items())
 
 
 # A second decode for the options that the first did not see is made when their families hold at least this
@@ -549,10 +582,11 @@ def _applied(groups: list, choice: dict) -> tuple[dict, set]:
     return skip, drop
 
 
-def _decode_with_actions(path, skip: dict, drop: set, sign_from: int = 0) -> tuple[list, list, list]:
-    """Decode the whole file, skipping (NONREF) the packets in `skip` and not sending those in `drop`: the
-    output frames' signatures (None for the first `sign_from`), the ordinal of the packet that output each,
-    and the ordinals of skipped packets that output a frame anyway."""
+def _decode_with_actions(path, skip: dict, drop: set, sign_from: int = 0,
+                         stop: Optional[int] = None) -> tuple[list, list, list]:
+    """Decode the file up to packet `stop` (None: the whole file), skipping (NONREF) the packets in `skip` and
+    not sending those in `drop`: the output frames' signatures (None for the first `sign_from`), the ordinal
+    of the packet that output each, and the ordinals of skipped packets that output a frame anyway."""
     container, stream = _open(path)
     try:
         codec_context = stream.codec_context
@@ -560,6 +594,8 @@ def _decode_with_actions(path, skip: dict, drop: set, sign_from: int = 0) -> tup
         skipping = False
         try:
             for ordinal, packet in enumerate(container.demux(stream)):
+                if ordinal == stop:
+                    break
                 if ordinal in drop:
                     continue
                 flag = ordinal in skip
