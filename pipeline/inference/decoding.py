@@ -89,8 +89,8 @@ class VideoInfo:
     decode. Each (skip, drop, removed) triple of bit masks over those positions is an option the probe
     verified: decoding the packets in `skip` with skip_frame=NONREF and not sending those in `drop` to the
     decoder at all removes exactly the frames in `removed` from the output, every other frame coming out
-    identical and in the same order. skip_note says why skipping or a keyframe was given up on (empty when
-    every check passed).
+    identical and in the same order (checked on runs packed alike, see _plan_skips). skip_note says why
+    skipping or a keyframe was given up on (empty when every check passed).
     """
 
     num_frames: int
@@ -399,22 +399,23 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
     """Fill info.skip_groups with the skip options whose effect real decodes showed (see VideoInfo).
 
     Options per run of B-frame packets: see `_actions`. Runs alike in how their packets are packed (same
-    size, same VOPs per packet, same VOPs in the packet before: a "family") behave alike in the decoder, so
-    each option is tried on a share of its family's runs, not on every run: one decode applies an option to
-    every other run, the options of a family taking turns from run to run, and decodes the runs between
-    normally, so that an option which disturbs what comes after it (the next run's B-frames, the next
-    reference frame) shows up there. The output is cut at the first packet of each option-applying run into
-    regions, and each region is matched against the sequential frames its packets output, by checksum.
+    size, same VOPs per packet, same VOPs in the packet before: a "family", see `_family`) behave alike in the
+    decoder, so each option is tried on _CHECKS_PER_OPTION runs of its family rather than on every run: one
+    decode applies an option to every other run, the options of a family taking turns, and decodes the runs
+    between normally, so that an option which disturbs what comes after it (the next run's B-frames, the next
+    reference frame) shows up there; it stops after the last option-applying run and the run after it. The
+    output is cut at the first packet of each option-applying run into regions, and each region is matched
+    against the sequential frames its packets output, by checksum.
 
     An option is kept for a family when, on every run it was tried on, it removed exactly the frames that the
     packets it skips or drops output in the sequential decode, every other frame coming out identical and in
-    order; and it was seen doing so at least once. Removing anything else (measured: skipping a packed [B2]
-    alone also loses B2, which the N-VOP packet after it outputs, because FFmpeg then parses the placeholder
-    as a picture, whose timestamp shifts the direct-mode motion of the next run's B-frames in some runs of a
-    video and not in others) rejects the option for the family, whatever the pictures; a disturbed region
-    rejects the option before it and, unless that one was rejected already, the one before that (a
-    disturbance may skip a region). Options not seen on any run of the first decode get a second one, on the
-    other runs, where their families hold a tenth of the B-frames or more (_SECOND_PASS_SHARE).
+    order, and it was seen doing so at least once. Removing anything else rejects the option for the family,
+    whatever the pictures (measured: skipping a packed [B2] alone also loses B2, which the N-VOP packet after
+    it outputs, because FFmpeg then parses the placeholder as a picture, whose timestamp shifts the
+    direct-mode motion of the next run's B-frames in some runs of a video and not in others). A disturbed
+    region rejects the option before it and, unless that one was rejected already, the one before that (a
+    disturbance may skip a region). Options not seen on any run of the first checking decode get a second
+    one, on the other runs, where their families hold a tenth of the B-frames or more (_SECOND_PASS_SHARE).
     """
     groups = _runs(b_outputs)  # [first_packet, first_frame, size]
     families = [_family(group, vop_counts) for group in groups]
