@@ -117,12 +117,20 @@ def test_every_clip_position_and_every_frame_at_full_length(kind, full_length):
         assert info.skip_groups and stats.frames_skipped > len(reference)  # B-frames skipped, and exactly
 
 
-def test_packed_two_b_frames_at_full_size(tmp_path):
+def test_packed_two_b_frames_at_full_size(tmp_path, monkeypatch):
     # The layout of real UCF101 files, at their size and length: [I] [P+B1] [B2] [N-VOP] [P+B1] [B2] ...
     path = write_video(tmp_path / "packed.avi", "xvid_packed_b2", FULL_LENGTH, size=(240, 320))
     reference = sequential_frames(path)
+    stops = []
+    real_pass = decoding._decode_with_actions
+    monkeypatch.setattr(decoding, "_decode_with_actions", lambda *args: stops.append(args[4]) or real_pass(*args))
     info = probe_video(path)
     assert info.keyframes == [0] and info.skip_note == ""
+    # one checking decode, stopped once each option was tried on its share of runs: the runs after that
+    # point are skipped with the options their family showed, and every frame below is still exact
+    (stop,) = stops
+    last_run = info.skip_groups[-1]
+    assert stop is not None and stop < last_run[0] and last_run[3:] == info.skip_groups[0][3:]
     stats = _check_every_clip_and_frame(path, reference, info)
     assert stats.frames_skipped > len(reference)
 
