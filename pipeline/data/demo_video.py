@@ -8,9 +8,9 @@ exercises timelines and ``python -m pipeline.stream``.
 Each segment of the long video is one continuous motion of ``segment_frames`` frames (64 by default: 2.56 s,
 more than two spans of the demo model's clip of 8 frames every 4, 29 frames), at about the speed of the
 dataset's clips: a move crosses the whole frame (the object enters at one edge and leaves at the other), a
-turn keeps turning, a size change runs from a third to twice the object's size. A segment holds no cut: the
-demo model labels any cut or jump inside a window as a turn, so segments made of two clips were misread.
-Only the windows across the cut between two segments are, which a timeline then shows as short blips.
+turn keeps turning, a size change runs from a third to twice the object's size. A segment holds no cut, as the
+demo model reads a cut or a jump inside a window as a turn: only the windows across the cut between two
+segments see one, and a timeline shows them as short blips between the segments' motions.
 
 Command line: ``python -m pipeline.data.demo_video --output demo_video.avi [--classes MoveLeft Grow ...]``.
 """
