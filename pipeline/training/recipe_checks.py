@@ -77,6 +77,12 @@ def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
     except ValueError as error:
         raise RecipeError(str(error)) from None
     check_model_frames(model_args, data_args)
+    if training_args is not None and training_args.push_to_hub:
+        # the Trainer pushes the folder (at each save with hub_strategy every_save): a symbolic link in it would
+        # publish what it points to; stop before any training (train.py checks again before the last push)
+        from pipeline.publish.hub import regular_files
+
+        regular_files(training_args.output_dir)
 
 
 def _model_config(model_args) -> Optional[Any]:
