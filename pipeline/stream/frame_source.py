@@ -40,6 +40,15 @@ class OpenedSource:
     name: str
     live: bool  # frames arrive in real time (camera, network, pipe): never wait for the classifier
     fps: float
+    declared_frames: int = 0  # what the container's header says it holds (0: it does not say)
+
+    def damage(self, frames_read: int) -> str:
+        """Why a file that ended after ``frames_read`` frames is damaged (the probe's rule: its header declares
+        more frames than decode, beyond a packed-B-frame AVI's placeholders), else ""."""
+        declared = self.declared_frames
+        if declared > frames_read + max(2, declared // 10):
+            return f"truncated: the header declares {declared} frames, {frames_read} decode"
+        return ""
 
 
 def source_kind(source: str) -> str:
@@ -87,7 +96,7 @@ def open_source(source: str, *, fps: Optional[float] = None, realtime: bool = Fa
     stream.codec_context.thread_count = 1
     rate = fps or float(stream.average_rate or stream.guessed_rate or 0) or DEFAULT_FPS
     live = kind != "file" or realtime
-    return OpenedSource(container, stream, source, live, rate)
+    return OpenedSource(container, stream, source, live, rate, int(stream.frames or 0) if kind == "file" else 0)
 
 
 class FrameReader(threading.Thread):
