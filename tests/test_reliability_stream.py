@@ -62,10 +62,14 @@ def test_the_example_of_the_report():
     assert _stream_windows(3, WindowPlan(29, 14)) == [(0, 3)]
 
 
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_tiny_videomae(tmp_path_factory.mktemp("tiny"))
+
+
 @pytest.mark.parametrize("frames", [3, 32, 40])
-def test_stream_command_over_files_equals_pipeline_timeline(tmp_path, capsys, frames):
+def test_stream_command_over_files_equals_pipeline_timeline(model, tmp_path, capsys, frames):
     """The command over real files (shorter than a window, a partial last stride): same windows, same scores."""
-    model = save_tiny_videomae(tmp_path / "tiny")
     video = write_video(tmp_path / f"clip{frames}.mp4", "h264", frames)
     assert stream_main(["--model", str(model), "--source", str(video), "--top_k", "2", "--device", "cpu",
                         "--window_frames", "29", "--stride_frames", "14"]) == 0
