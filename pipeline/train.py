@@ -37,6 +37,7 @@ from pipeline.process_exit import run_or_exit
 from pipeline.publish.model_card import write_run_card
 from pipeline.training.checkpoints import plan_relaunch
 from pipeline.training.fine_tuning import FineTuning
+from pipeline.training.run_lock import hold_output_dir
 from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
 from pipeline.training.video_counts import VideoCounts
 from pipeline.training.trainer import VideoTrainer
@@ -213,6 +214,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
     check_recipe(model_args, data_args, run_args, training_args)  # impossible values stop here, in one line
+    hold_output_dir(training_args)  # one run per output_dir: a second one stops here, naming the first
     # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
     with training_args.main_process_first(desc="checkpoint check", local=training_args.save_on_each_node):
         relaunch = plan_relaunch(resolved_recipe(model_args, data_args, run_args, training_args), training_args,
@@ -325,10 +327,11 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     if training_args.push_to_hub:
         # the Trainer's push rewrites README.md with its own card: push first (it also waits for checkpoint
         # uploads), then publish our card, figures and remote code over it in one commit
+        from pipeline.publish.hub import prepare_model_dir_for_hub, push_model_dir, regular_files
+
+        regular_files(training_args.output_dir)  # a symbolic link stops the push before anything is sent
         trainer.push_to_hub(commit_message="Training finished")
         if trainer.is_world_process_zero():
-            from pipeline.publish.hub import prepare_model_dir_for_hub, push_model_dir
-
             prepare_model_dir_for_hub(training_args.output_dir, repo_id=trainer.hub_model_id)
             push_model_dir(training_args.output_dir, trainer.hub_model_id, token=training_args.hub_token,
                            private=training_args.hub_private_repo)

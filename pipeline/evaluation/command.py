@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from pipeline.data.sources import build_dataset
 
     args = parse_args(argv)
+    from pipeline.user_errors import check_model_reference
+
+    check_model_reference(args.model)  # before any data is read
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     state = process_state()
     data_args, recipe_used = run_data_arguments(args)

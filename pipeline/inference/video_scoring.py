@@ -82,7 +82,8 @@ class VideoClips(Dataset):
         clips, info = sample_clips(source, num_frames=spec.num_frames, rate=spec.rate, strategy=spec.strategy,
                                    num_clips=spec.num_clips, short=spec.short, info=info)
         frames, positions = clip_frames(source, clips, info)
-        return {"frames": frames, "positions": positions}
+        # a video the probe found damaged is scored from what decodes; callers say so with the prediction
+        return {"frames": frames, "positions": positions, "damage": info.damage if info is not None else ""}
 
 
 def _name(source: Any) -> str:
