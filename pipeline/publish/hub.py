@@ -8,7 +8,7 @@ installed:
 - the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
   views, decoding, sampling, preprocessing, model_inputs, frame_count), declared in ``config.json`` as
   ``custom_pipelines``, so that ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
-  a video-text model (X-CLIP) gets the ``zero-shot-video-classification`` pipeline (``zero_shot_pipeline.py`` and
+  a video-text model (X-CLIP, VideoPrism) gets the ``zero-shot-video-classification`` pipeline (``zero_shot_pipeline.py`` and
   its imports) instead;
 - the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
   names, which ``save_pretrained`` writes and which are copied from this package when missing.
@@ -53,7 +53,7 @@ MODELS_DIR = PACKAGE_DIR / "models"
 # video-text models (no classifier head) publish the zero-shot pipeline instead: (task, module, class, Auto class)
 ZERO_SHOT_PIPELINE = ("zero-shot-video-classification", PACKAGE_DIR / "inference" / "zero_shot_pipeline.py",
                       "ZeroShotVideoClassificationPipeline", "AutoModel")
-ZERO_SHOT_MODEL_TYPES = ("xclip",)
+ZERO_SHOT_MODEL_TYPES = ("xclip", "videoprism")
 
 # Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them), and the
 # Trainer's pickle of its arguments (see the module docstring).
