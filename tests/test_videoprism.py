@@ -194,3 +194,28 @@ def test_model_card_of_a_frozen_videoprism(videoprism_dir, tmp_path):
     assert card.data.license == "cc-by-4.0" and card.data.base_model == "google/videoprism-base-f16r288"
     assert "VideoPrism video classifier" in text and "attention-pooling head and linear classifier" in text
     assert "zhao2024videoprism" in text and "video_preprocessor_config.json" in text
+
+
+def test_stream_of_a_file_equals_the_pipeline_timeline(videoprism_dir, tmp_path, capsys):
+    """python -m pipeline.stream runs a VideoPrism classifier (pixel_values_videos, video processor only): its
+    windows are pipeline()'s timeline windows, with the same scores."""
+    import json
+
+    from pipeline.data.demo_video import write_demo_video
+    from pipeline.stream.__main__ import main as stream_main
+
+    video = tmp_path / "demo_video.avi"
+    write_demo_video(video, ["MoveLeft", "Grow"])  # 64 frames
+    assert stream_main(["--model", str(videoprism_dir), "--source", str(video), "--top_k", "2", "--device",
+                        "cpu"]) == 0
+    captured = capsys.readouterr()
+    windows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert [w["start_frame"] for w in windows] == list(range(0, 64 - 7 + 1, 3))  # 4 frames every 2, stride 3
+    timeline = load_pipeline(str(videoprism_dir), device="cpu")(str(video), timeline=True, window_frames=7,
+                                                                stride_frames=3, top_k=2)["timeline"]
+    by_start = {t["start_frame"]: t["predictions"] for t in timeline}
+    for window in windows:
+        expected = by_start[window["start_frame"]]
+        assert [p["label"] for p in window["predictions"]] == [p["label"] for p in expected]
+        np.testing.assert_allclose([p["score"] for p in window["predictions"]], [p["score"] for p in expected],
+                                   atol=1e-4)
