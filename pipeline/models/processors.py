@@ -36,6 +36,7 @@ from transformers import (
     VJEPA2VideoProcessor,
 )
 
+from ..compatibility import require
 from ..inference.preprocessing import VideoPreprocessing
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ def ensure_videoprism_inputs(processor: Any, image_size: Any, name: str | None =
     """Makes a VideoPrism video processor give what ``VideoPrismProcessor`` gives at call time: frames in [0, 1]
     (no mean/std) at ``image_size`` (the model's own, which may differ from the 288 of the published checkpoints);
     logs what it changed when ``name`` (the checkpoint's) is given."""
-    defaults = VideoPrismProcessor.video_kwargs  # checked by pipeline/compatibility.py ("videoprism_video_kwargs")
+    require("videoprism_video_kwargs")
+    defaults = VideoPrismProcessor.video_kwargs
     height, width = _square(image_size)
     wanted = {"do_normalize": defaults["do_normalize"], "size": {"height": height, "width": width}}
     prep = VideoPreprocessing.from_processor(processor)
