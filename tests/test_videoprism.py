@@ -205,12 +205,12 @@ def test_stream_of_a_file_equals_the_pipeline_timeline(videoprism_dir, tmp_path,
     from pipeline.stream.__main__ import main as stream_main
 
     video = tmp_path / "demo_video.avi"
-    write_demo_video(video, ["MoveLeft", "Grow"])  # 64 frames
+    frames = write_demo_video(video, ["MoveLeft", "Grow"])[-1].end_frame
     assert stream_main(["--model", str(videoprism_dir), "--source", str(video), "--top_k", "2", "--device",
                         "cpu"]) == 0
     captured = capsys.readouterr()
     windows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
-    assert [w["start_frame"] for w in windows] == list(range(0, 64 - 7 + 1, 3))  # 4 frames every 2, stride 3
+    assert [w["start_frame"] for w in windows] == list(range(0, frames - 7 + 1, 3))  # 4 frames every 2, stride 3
     timeline = load_pipeline(str(videoprism_dir), device="cpu")(str(video), timeline=True, window_frames=7,
                                                                 stride_frames=3, top_k=2)["timeline"]
     by_start = {t["start_frame"]: t["predictions"] for t in timeline}
