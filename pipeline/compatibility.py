@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 # The versions the private-API dependencies below were tested with (inclusive).
 TESTED = {
-    "transformers": ("5.17.0", "5.24.0"),
+    "transformers": ("5.17.0", "5.25.0"),
     "torch": ("2.11.0", "2.14.1"),
 }
 
@@ -75,6 +75,11 @@ PRIVATE_APIS = {
         "transformers.VivitImageProcessor", "offset", (), "transformers",
         "ViViT's processors subtract 1 after rescaling (offset); the clip contract folds that into the mean "
         "(inference/preprocessing.py) to feed ViViT the [-1, 1] it was trained on"),
+    "videoprism_video_kwargs": PrivateApi(
+        "transformers.VideoPrismProcessor", "video_kwargs", (), "transformers",
+        "VideoPrism's checkpoints ship a generic video processor; VideoPrismProcessor sets frames in [0, 1] and the "
+        "size at call time (its video_kwargs class defaults), which models/processors.py applies to the video "
+        "processor itself so the clip contract feeds VideoPrism what it was trained on"),
     "argparse_actions": PrivateApi(
         "argparse.ArgumentParser", "_actions", (), "python",
         "a recipe's values make HfArgumentParser's required flags optional (HfArgumentParser exposes no other "

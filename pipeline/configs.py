@@ -21,6 +21,7 @@ from pipeline.compatibility import require
 from pipeline.inference.clip_spec import DEFAULT_RATE, DEFAULT_SHORT, DEFAULT_STRATEGY
 
 from pipeline.redaction import redact_recipe
+from pipeline.training.checkpointing_names import accepted_names, argv_with_library_names, with_library_names
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ModelArguments:
         default=None, metadata={"help": "Hub id or local folder of a pretrained checkpoint (classifier re-created)."}
     )
     model_type: Optional[str] = field(
-        default=None, metadata={"help": "Build from a config instead: videomae | timesformer | vivit | vjepa2 | i3d."}
+        default=None, metadata={"help": "Build from a config instead: videomae | timesformer | vivit | vjepa2 | videoprism_vision_model | i3d."}
     )
     config_overrides: Optional[str] = field(
         default=None,
@@ -202,8 +203,10 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
 
 
 def check_keys(values: dict[str, Any], where: str) -> None:
-    """Fails on the first unknown key, naming it and the closest known ones."""
-    known = _field_names()
+    """Fails on the first unknown key, naming it and the closest known ones. ``gradient_checkpointing`` and
+    ``activation_checkpointing`` are both known whatever the installed transformers calls the setting
+    (pipeline/training/checkpointing_names.py)."""
+    known = _field_names() | accepted_names()
     for key in values:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
@@ -219,7 +222,9 @@ def parse_args(argv: list[str] | None = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     recipe: dict[str, Any] = {}
     if argv and argv[0].endswith((".yaml", ".yml")):
-        recipe = load_recipe(argv.pop(0))
+        path = argv.pop(0)
+        recipe = with_library_names(load_recipe(path), where=f"recipe {path}")
+    argv = argv_with_library_names(argv)  # --gradient_checkpointing: the name the installed transformers uses
     # no abbreviations: a truncated flag is a typo, not a request
     parser = HfArgumentParser(ALL_ARGUMENT_CLASSES, allow_abbrev=False)
     parser.set_defaults(**recipe)

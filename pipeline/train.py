@@ -36,6 +36,7 @@ from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
 from pipeline.publish.model_card import write_run_card
 from pipeline.training.checkpoints import plan_relaunch
+from pipeline.training.checkpointing_names import checkpointing_enabled
 from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.run_lock import hold_output_dir
 from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
@@ -245,7 +246,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
     report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
                         data_args.short_video)
-    if training_args.gradient_checkpointing:
+    if checkpointing_enabled(training_args):
         model.config.use_cache = False
     train_transform, eval_transform, device_batch = build_clip_transforms(
         data_args, model, processor, training_args.device)

@@ -160,11 +160,11 @@ def test_every_family_exports_with_parity(tmp_path, family, capsys, caplog):
     got = runtime.run(views.numpy())
     assert np.abs(got - expected).max() <= 1e-3
     assert (got.argmax(-1) == expected.argmax(-1)).all()
-    if torch_model.main_input_name == "pixel_values":  # pipeline() feeds pixel_values (V-JEPA 2 names it otherwise)
-        by_torch = load_pipeline(str(model_dir), device="cpu")(str(CRICKET_CLIP), num_clips=2)
-        by_onnx = load_pipeline(str(out), backend="onnx")(str(CRICKET_CLIP), num_clips=2)
-        assert [p["label"] for p in by_onnx] == [p["label"] for p in by_torch]
-        np.testing.assert_allclose([p["score"] for p in by_onnx], [p["score"] for p in by_torch], atol=1e-4)
+    # pipeline() feeds each family under its own input name (pipeline/inference/model_inputs.py)
+    by_torch = load_pipeline(str(model_dir), device="cpu")(str(CRICKET_CLIP), num_clips=2)
+    by_onnx = load_pipeline(str(out), backend="onnx")(str(CRICKET_CLIP), num_clips=2)
+    assert [p["label"] for p in by_onnx] == [p["label"] for p in by_torch]
+    np.testing.assert_allclose([p["score"] for p in by_onnx], [p["score"] for p in by_torch], atol=1e-4)
 
 
 def _exports_differently(model):

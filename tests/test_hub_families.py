@@ -1,5 +1,5 @@
-"""A V-JEPA 2 classifier (video processor only, `pixel_values_videos`) and an X-CLIP (zero-shot pipeline) published
-with their remote code to tests/hub_server.py, then run by transformers' pipeline() in a fresh interpreter where this
+"""A V-JEPA 2 and a VideoPrism classifier (video processor only, `pixel_values_videos`; VideoPrism's (batch, 1,
+classes) logits), an X-CLIP and a VideoPrism video-text model (zero-shot pipeline) published with their remote code to tests/hub_server.py, then run by transformers' pipeline() in a fresh interpreter where this
 package cannot be imported: same answers as locally."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pipeline.inference import load_pipeline, load_zero_shot_pipeline
 from pipeline.publish.hub import custom_pipelines_entry, push_model_dir
 from synthetic_videos import write_video
 from tiny_families import IMAGE_SIZE, LABELS, NUM_FRAMES, VJEPA2_OVERRIDES
+from tiny_videoprism import save_tiny_videoprism_clip
 from tiny_xclip import save_tiny_xclip
 
 pytestmark = pytest.mark.slow
@@ -89,6 +90,39 @@ def test_xclip_zero_shot_pipeline_runs_from_the_hub_without_this_package(hub, tm
     labels = ["move left", "grow", "rotate"]
     remote = run_consumer(hub, "zero-shot-video-classification", "someone/tiny-xclip", video, "|".join(labels),
                           tmp_path)
+    assert remote["class"] == "ZeroShotVideoClassificationPipeline"
+    assert sum(p["score"] for p in remote["predictions"]) == pytest.approx(1.0, abs=1e-5)
+    _same(remote["predictions"],
+          load_zero_shot_pipeline(str(folder))(str(video), candidate_labels=labels, num_clips=2))
+
+
+def test_videoprism_classifier_runs_from_the_hub_without_this_package(hub, tmp_path):
+    from deployment_models import FAMILIES
+    from pipeline.models import get_model
+
+    torch.manual_seed(0)
+    model, processor = get_model(LABELS, **FAMILIES["videoprism"])
+    with torch.no_grad():
+        model.classifier.weight.normal_(std=3.0)
+    model.config.frame_sampling_rate, model.config.frame_sampling_strategy = 2, "dense"
+    folder = tmp_path / "tiny-videoprism"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    assert (folder / "video_preprocessor_config.json").is_file()
+    push_model_dir(folder, "someone/tiny-videoprism", token=TOKEN, endpoint=hub.url)
+    video = write_video(tmp_path / "clip.avi", "xvid_gop12", 30)
+    remote = run_consumer(hub, "video-classification", "someone/tiny-videoprism", video, "", tmp_path)
+    assert remote["class"] == "PyAVVideoClassificationPipeline"
+    _same(remote["predictions"], load_pipeline(str(folder))(str(video), num_clips=2, top_k=4))
+
+
+def test_videoprism_zero_shot_pipeline_runs_from_the_hub_without_this_package(hub, tmp_path):
+    folder = save_tiny_videoprism_clip(tmp_path / "tiny-videoprism-clip")
+    push_model_dir(folder, "someone/tiny-videoprism-clip", token=TOKEN, endpoint=hub.url)
+    video = write_video(tmp_path / "clip.avi", "xvid_gop12", 30)
+    labels = ["move left", "grow", "rotate"]
+    remote = run_consumer(hub, "zero-shot-video-classification", "someone/tiny-videoprism-clip", video,
+                          "|".join(labels), tmp_path)
     assert remote["class"] == "ZeroShotVideoClassificationPipeline"
     assert sum(p["score"] for p in remote["predictions"]) == pytest.approx(1.0, abs=1e-5)
     _same(remote["predictions"],

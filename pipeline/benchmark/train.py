@@ -41,6 +41,7 @@ from pipeline.configs import parse_args
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
 from pipeline.train import build_clip_transforms, build_model
+from pipeline.training.checkpointing_names import checkpointing_enabled, checkpointing_kwargs, enable_checkpointing
 from pipeline.training.collate import VideoCollator
 from pipeline.inference.model_inputs import model_inputs
 
@@ -201,8 +202,8 @@ def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, pea
     model_args, _, _, training_args = args
     device = training_args.device
     precision, dtype = precision_of(training_args, device)
-    if training_args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=training_args.gradient_checkpointing_kwargs)
+    if checkpointing_enabled(training_args):
+        enable_checkpointing(model, checkpointing_kwargs(training_args))
     model.to(device).train()
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
@@ -238,7 +239,7 @@ def benchmark(recipe: str, overrides: list[str], *, steps: int, warmup: int, pea
         "model_type": model.config.model_type,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "attn_implementation": attention_of(model, model_args),
-        "gradient_checkpointing": bool(training_args.gradient_checkpointing),
+        "gradient_checkpointing": checkpointing_enabled(training_args),
         "precision": precision,
         "batch_size": training_args.per_device_train_batch_size,
         "clip_shape": [int(frames), 3, int(height), int(width)],

@@ -4,7 +4,7 @@ Evaluates a trained model like the papers (``evaluate_model``: K clips x C crops
 writes metrics.json, CSVs, figures and report.md to ``--output_dir``. The data is the training run's own: dataset
 kind, folder, official split, fractions, split seed and columns come from ``RUN_DIR/recipe.yaml`` (the resolved recipe
 ``pipeline/train.py`` writes next to the model), so ``--split test`` is exactly the run's test split; any of them
-given on the command line wins. ``--zero_shot`` scores a video-text model (X-CLIP) by class names instead.
+given on the command line wins. ``--zero_shot`` scores a video-text model (X-CLIP, VideoPrism) by class names instead.
 """
 
 from __future__ import annotations
@@ -82,10 +82,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="where metrics, figures and report.md go")
     zero_shot = parser.add_argument_group("zero-shot (a video-text model scores the classes by name, no training)")
     zero_shot.add_argument("--zero_shot", action="store_true",
-                           help="--model is a video-text model (X-CLIP, e.g. microsoft/xclip-base-patch32)")
+                           help="--model is a video-text model (X-CLIP, e.g. microsoft/xclip-base-patch32; "
+                                "VideoPrism, e.g. google/videoprism-lvt-base-f16r288)")
     zero_shot.add_argument("--prompt_template", default=None,
-                           help="text for each class, '{}' = the class name (default: '{}', the name alone, as X-CLIP "
-                                "was trained)")
+                           help="text for each class, '{}' = the class name (default: the model's own: X-CLIP '{}', "
+                                "the name alone; VideoPrism 'a video of {}.')")
     zero_shot.add_argument("--raw_class_names", action="store_true",
                            help="use class names as written (default: ApplyEyeMakeup -> 'apply eye makeup')")
     return parser.parse_args(argv)
@@ -115,10 +116,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         dataset, skipped = add_video_info(dataset)
     extra: dict[str, Any] = {}
     if args.zero_shot:
-        from pipeline.evaluation.zero_shot import DEFAULT_TEMPLATE, load_zero_shot_classifier
+        from pipeline.evaluation.zero_shot import load_zero_shot_classifier
 
         model, processor = load_zero_shot_classifier(
-            args.model, dataset.features["label"].names, template=args.prompt_template or DEFAULT_TEMPLATE,
+            args.model, dataset.features["label"].names, template=args.prompt_template,
             as_words=not args.raw_class_names)
         extra = {"zero_shot": True, "prompt_template": model.template, "prompts": model.prompts}
     else:

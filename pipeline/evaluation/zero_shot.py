@@ -1,11 +1,13 @@
-"""Zero-shot evaluation: a video-text model (X-CLIP) scores a labelled dataset by its class names, no training.
+"""Zero-shot evaluation: a video-text model (X-CLIP, VideoPrism) scores a labelled dataset by its class names.
 
     python -m pipeline.evaluation --zero_shot --model microsoft/xclip-base-patch32 --dataset ucf101 \\
         --dataset_dir /data/UCF101 --num_clips 3 --num_crops 3 --output_dir outputs/xclip-ucf101-zero-shot \\
         [--prompt_template "a video of a person {}."] [--raw_class_names]
 
-Each class name becomes a prompt (``ApplyEyeMakeup`` -> ``apply eye makeup``, the bare class text X-CLIP was trained
-on; ``--prompt_template "a video of {}."`` wraps it; ``--raw_class_names`` keeps names as written).
+Each class name becomes a prompt in the model's own format (``ApplyEyeMakeup`` -> ``apply eye makeup``: X-CLIP's bare
+class text; VideoPrism's ``a video of apply eye makeup.``); ``--prompt_template "a video of a person {}."`` gives
+another; ``--raw_class_names`` keeps names as written. A VideoPrism checkpoint's video processor is read as
+``VideoPrismProcessor`` uses it (frames in [0, 1] at the model's size: ``ensure_videoprism_inputs``).
 ``ZeroShotClassifier`` wraps the model and the encoded prompts as an ordinary video classifier
 (``forward(pixel_values) -> .logits`` over the dataset's classes), so ``evaluate_model`` does the rest
 exactly as for a trained classifier: the same views (K clips x C crops, the model's own frame sampling: X-CLIP's
@@ -26,6 +28,7 @@ from pipeline.inference.zero_shot_scoring import (
     DEFAULT_STRATEGY,
     DEFAULT_TEMPLATE,
     check_zero_shot_model,
+    default_template,
     prompts_for,
     text_embeddings,
     video_text_logits,
@@ -35,10 +38,11 @@ from pipeline.inference.zero_shot_scoring import (
 class ZeroShotClassifier(torch.nn.Module):
     """A video-text model plus one encoded prompt per class, used as a classifier over those classes."""
 
-    def __init__(self, model: Any, tokenizer: Any, class_names: Sequence[str], *, template: str = DEFAULT_TEMPLATE,
+    def __init__(self, model: Any, tokenizer: Any, class_names: Sequence[str], *, template: str | None = None,
                  as_words: bool = True):
         super().__init__()
         check_zero_shot_model(model)
+        template = template or default_template(model)
         self.model = model
         self.prompts = prompts_for(class_names, template, as_words=as_words)
         self.template = template
@@ -54,17 +58,20 @@ class ZeroShotClassifier(torch.nn.Module):
         return ImageClassifierOutput(logits=video_text_logits(self.model, pixel_values, self.text_embeds))
 
 
-def load_zero_shot_classifier(name_or_path: str, class_names: Sequence[str], *, template: str = DEFAULT_TEMPLATE,
+def load_zero_shot_classifier(name_or_path: str, class_names: Sequence[str], *, template: str | None = None,
                               as_words: bool = True, cache_dir: str | None = None) -> tuple[ZeroShotClassifier, Any]:
-    """(classifier, image processor) for a video-text checkpoint (Hub id or folder) and a dataset's class names."""
+    """(classifier, image or video processor) for a video-text checkpoint (Hub id or folder) and a dataset's class
+    names; ``template`` None: the model's own prompt format."""
     from transformers import AutoModel, AutoTokenizer
 
-    from pipeline.models.processors import load_processor
+    from pipeline.models.processors import VIDEOPRISM_TYPES, ensure_videoprism_inputs, load_processor
 
     model = AutoModel.from_pretrained(name_or_path, cache_dir=cache_dir).eval()
     check_zero_shot_model(model)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, cache_dir=cache_dir)
     processor = load_processor(name_or_path, cache_dir=cache_dir)
+    if model.config.model_type in VIDEOPRISM_TYPES:
+        ensure_videoprism_inputs(processor, model.config.vision_config.image_size, name=f"{name_or_path}'s processor")
     return ZeroShotClassifier(model, tokenizer, class_names, template=template, as_words=as_words), processor
 
 

@@ -14,6 +14,9 @@ length, and sets ``config.num_frames`` (the clip contract) to ``T``:
   is saved at the new length and fine-tuned as such.)
 - ViViT: the learned joint table (1, 1 + T'H'W', D) (CLS first), as a (T', H'W', D) grid along T'.
 - X-CLIP: the multi-frame integration transformer's (1, T, D) embedding, and the cross-frame message layers' T.
+- VideoPrism (classifier and the video tower of the video-text model): the temporal encoder's learned (1, T, D)
+  table (its spatial table is per frame and does not depend on T). transformers can interpolate it at every forward
+  (``interpolate_pos_encoding=True``, bilinear); here the parameter itself is resized once, as for TimeSformer.
 - V-JEPA 2 (3-D RoPE over the token grid) and I3D (convolutions) need nothing: any length runs.
 
 Interpolation is linear along time with ``align_corners=False`` (each entry stands for a span of the clip, as
@@ -142,12 +145,34 @@ def _set_xclip(model: torch.nn.Module, num_frames: int) -> None:
     config.vision_config.num_frames = num_frames
 
 
+def _videoprism_encoder(model: torch.nn.Module) -> torch.nn.Module:
+    """The factorised encoder: ``vision_model`` of the classifier, ``video_model.vision_model`` of the CLIP model."""
+    video = getattr(model, "video_model", model)
+    return getattr(video, "vision_model", video)
+
+
+def _set_videoprism(model: torch.nn.Module, num_frames: int) -> None:
+    embeddings = _videoprism_encoder(model).temporal_embeddings
+    _replace_parameter(embeddings, "position_embeddings",
+                       resize_time_axis(embeddings.position_embeddings.data, num_frames, dim=1))
+    vision = getattr(model.config, "vision_config", None)
+    if vision is not None:  # the video-text model: the frame count lives in its vision config
+        vision.num_frames = num_frames
+    encoder_config = _videoprism_encoder(model).config
+    if encoder_config is not model.config:
+        encoder_config.num_frames = num_frames
+
+
 _RESIZERS = {
     "videomae": _set_videomae,
     "timesformer": _set_timesformer,
     "vivit": _set_vivit,
     "xclip": _set_xclip,
+    "videoprism_vision_model": _set_videoprism,
+    "videoprism": _set_videoprism,
 }
+# families whose frame count lives in config.vision_config (video-text models)
+_VISION_CONFIG_FRAMES = ("xclip", "videoprism")
 # families whose positions do not depend on the clip length
 _LENGTH_FREE = ("vjepa2", "i3d")
 
@@ -172,7 +197,7 @@ def set_num_frames(model: torch.nn.Module, num_frames: int) -> bool:
         raise ValueError(f"{model_type}: no known way to run this model at {num_frames} frames (it was built for "
                          f"{current}); supported: {', '.join(sorted([*_RESIZERS, *_LENGTH_FREE]))}")
     _RESIZERS[model_type](model, int(num_frames))
-    if model_type != "xclip":
+    if model_type not in _VISION_CONFIG_FRAMES:
         config.num_frames = int(num_frames)
     logger.info("%s: temporal position embeddings interpolated from %d to %d frames", model_type, current, num_frames)
     return True

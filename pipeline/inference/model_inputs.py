@@ -1,13 +1,14 @@
 """What a video model is called with: clips travel as ``pixel_values`` (B, T, C, H, W) everywhere in this project,
 and this is the ONE place that renames them for a model whose forward names its video input otherwise.
 
-V-JEPA 2 (``VJEPA2ForVideoClassification``) takes ``pixel_values_videos``; VideoMAE, TimeSformer, ViViT, X-CLIP and
-our I3D take ``pixel_values``. The name comes from the model class itself (``main_input_name``), so a new family
+V-JEPA 2 (``VJEPA2ForVideoClassification``) and VideoPrism (``VideoPrismForVideoClassification``,
+``VideoPrismClipModel``) take ``pixel_values_videos``; VideoMAE, TimeSformer, ViViT, X-CLIP and our I3D take
+``pixel_values``. The name comes from the model class itself (``main_input_name``), so a new family
 needs no entry here. The Trainer (``VideoTrainer._prepare_inputs``), the evaluation (``score_views``) and the
 ``pipeline()`` class (``_forward``) call ``model_inputs`` / ``as_model_inputs``.
 
 ``config_num_frames`` is the frame count of a config that may name it otherwise (V-JEPA 2's ``frames_per_clip``,
-X-CLIP's ``vision_config.num_frames``), for checkpoints that were not trained here and so lack ``num_frames``.
+X-CLIP's and VideoPrism's video-text ``vision_config.num_frames``), for checkpoints that were not trained here and so lack ``num_frames``.
 
 Shipped as Hub remote code with the pipeline: imports only torch.
 """

@@ -69,10 +69,21 @@ def load_pipeline(model: str, backend: str = "pytorch", **kwargs: Any) -> PyAVVi
         model = OnnxVideoClassifier.from_export(
             model, onnx_file=kwargs.pop("onnx_model", None), device=kwargs.get("device"),
             revision=kwargs.get("revision"))
-        kwargs.setdefault("image_processor", AutoImageProcessor.from_pretrained(
-            model.config._name_or_path, revision=kwargs.get("revision")))
+        if "image_processor" not in kwargs and "video_processor" not in kwargs:
+            kwargs.update(_export_processor(model.config._name_or_path, kwargs.get("revision")))
     return _transformers_pipeline(TASK, model=model, pipeline_class=PyAVVideoClassificationPipeline,
                                   backend=backend, **kwargs)
+
+
+def _export_processor(folder: str, revision: Any = None) -> dict[str, Any]:
+    """``{"image_processor": ...}`` of an export folder, else ``{"video_processor": ...}`` (V-JEPA 2 and VideoPrism
+    models ship only a video processor)."""
+    from transformers import AutoVideoProcessor
+
+    try:
+        return {"image_processor": AutoImageProcessor.from_pretrained(folder, revision=revision)}
+    except (OSError, ValueError, KeyError):
+        return {"video_processor": AutoVideoProcessor.from_pretrained(folder, revision=revision)}
 
 
 def load_zero_shot_pipeline(model: str, **kwargs: Any) -> ZeroShotVideoClassificationPipeline:

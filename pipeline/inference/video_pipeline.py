@@ -41,6 +41,7 @@ from .decoding import probe_video
 from .frame_count import restore_temporal_positions
 from .frame_times import frame_times, windows_by_time
 from .model_inputs import input_name
+from .model_outputs import flatten_single_query_logits
 from .onnx_runner import as_onnx_model, check_backend
 from .options import check_options
 from .preprocessing import VideoPreprocessing, clip_views
@@ -93,6 +94,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             )
         self.preprocessing = VideoPreprocessing.from_processor(processor)
         restore_temporal_positions(self.model)
+        flatten_single_query_logits(self.model)  # VideoPrism: (batch, 1, classes) -> (batch, classes)
 
     # -- parameters ------------------------------------------------------------------------------------------
     def _sanitize_parameters(

@@ -1,17 +1,19 @@
-"""``pipeline("zero-shot-video-classification")``: rank candidate labels for a video with a video-text model (X-CLIP).
+"""``pipeline("zero-shot-video-classification")``: rank candidate labels for a video with a video-text model (X-CLIP,
+VideoPrism's ``VideoPrismClipModel``).
 
     classifier = pipeline("zero-shot-video-classification", model="microsoft/xclip-base-patch32")
     classifier("video.mp4", candidate_labels=["playing guitar", "juggling", "surfing"])
     -> [{"label": "juggling", "score": 0.93}, ...]        # best first, scores sum to 1
 
 Like transformers' ``zero-shot-image-classification``: ``candidate_labels`` (a list, or one comma-separated
-string) and ``hypothesis_template`` (default ``"{}"``: the label alone, as X-CLIP was trained; e.g.
-``"a video of {}."``). Videos go through exactly what the video-classification pipeline does
+string) and ``hypothesis_template`` (default: the model's own format, X-CLIP's ``"{}"``, the label alone, and
+VideoPrism's ``"a video of {}."``). Videos go through exactly what the video-classification pipeline does
 (``PyAVVideoClassificationPipeline``: PyAV decoding of paths, URLs, bytes or uint8 (T, H, W, 3) arrays, the frame
 sampling of the model config, ``num_clips`` / ``num_crops`` multi-view, ``timeline=True``), so
 ``python -m pipeline.evaluation --zero_shot`` and this pipeline score the same views.
-X-CLIP's frame count comes from ``config.vision_config.num_frames``; frames are sampled as X-CLIP was trained and
-evaluated (TSN-style: one frame from each of T equal segments of the whole video, mmaction's ``SampleFrames(clip_len=1,
+The frame count comes from ``config.vision_config.num_frames``. VideoPrism's frames are fed in [0, 1] at its
+``vision_config.image_size`` whatever its saved video processor says (``VideoPrismProcessor`` sets both at call
+time). Frames are sampled as X-CLIP was trained and evaluated (TSN-style: one frame from each of T equal segments of the whole video, mmaction's ``SampleFrames(clip_len=1,
 num_clips=T)``; our ``uniform`` strategy) unless the config or the call names another strategy.
 
 Labels are used as given (no CamelCase splitting: that is for dataset class names in the evaluation). The text tower
@@ -26,11 +28,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from .preprocessing import VideoPreprocessing
 from .video_pipeline import PyAVVideoClassificationPipeline
 from .zero_shot_scoring import (
     DEFAULT_STRATEGY,
-    DEFAULT_TEMPLATE,
     check_zero_shot_model,
+    default_template,
     prompts_for,
     text_embeddings,
     video_text_logits,
@@ -41,7 +44,7 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
     """Scores a video against ``candidate_labels``; softmax over the labels, averaged over views."""
 
     _load_tokenizer = True
-    _load_image_processor = True
+    _load_image_processor = None  # X-CLIP ships an image processor, VideoPrism only a video processor
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,7 +55,9 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
         self._text_cache: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
         # the labels and template of the call in progress (one set per call, for every input of a list)
         self._labels: list[str] = []
-        self._template = DEFAULT_TEMPLATE
+        self._template = default_template(self.model)
+        if self.model.config.model_type == "videoprism":
+            self.preprocessing = _videoprism_preprocessing(self.preprocessing, self.model.config.vision_config)
         self._postprocess_labels: list[str] = []
 
     def _sanitize_parameters(self, candidate_labels=None, hypothesis_template: Optional[str] = None, **kwargs):
@@ -65,7 +70,7 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
         """Rank ``candidate_labels`` for one video or a list of videos; see the module docstring."""
         if candidate_labels is None:
             raise ValueError("zero-shot-video-classification needs candidate_labels=[...] (the classes to rank)")
-        template = DEFAULT_TEMPLATE if hypothesis_template is None else hypothesis_template
+        template = default_template(self.model) if hypothesis_template is None else hypothesis_template
         self._labels = _as_labels(candidate_labels)
         self._template = template
         self._text(self._labels, template)  # encodes once now; fails here, naming the template, without "{}"
@@ -98,6 +103,14 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
 
     def _label_names(self) -> list[str]:
         return self._postprocess_labels
+
+
+def _videoprism_preprocessing(saved: VideoPreprocessing, vision_config: Any) -> VideoPreprocessing:
+    """What ``VideoPrismProcessor`` feeds VideoPrism: frames in [0, 1] (no mean/std) at the model's image size."""
+    size = vision_config.image_size
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return VideoPreprocessing(min(height, width), (height, width), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0),
+                              saved.rescale_factor)
 
 
 def _as_labels(candidate_labels: Any) -> list[str]:

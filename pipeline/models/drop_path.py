@@ -35,8 +35,13 @@ def drop_path_rates(rate: float, num_layers: int) -> list[float]:
 def transformer_layers(module: nn.Module) -> list[nn.Module]:
     """The blocks of a transformers encoder in forward order: the longest ``ModuleList`` of the library's
     ``GradientCheckpointingLayer`` inside ``module`` (``encoder.layer`` of VideoMAE / TimeSformer, ``layers`` of
-    ViViT); empty for a network without such blocks (I3D)."""
+    ViViT); empty for a network without such blocks (I3D). A factorised encoder (VideoPrism: ``spatial_layers``
+    run over every frame, then ``temporal_layers``) gives both lists, in that order."""
     from transformers.modeling_layers import GradientCheckpointingLayer
+
+    spatial, temporal = getattr(module, "spatial_layers", None), getattr(module, "temporal_layers", None)
+    if isinstance(spatial, nn.ModuleList) and isinstance(temporal, nn.ModuleList):
+        return [*spatial, *temporal]
 
     best: list[nn.Module] = []
     for child in module.modules():

@@ -5,7 +5,9 @@ reports such keys only as a warning and leaves the layers at their init (DESIGN 
 Only the classifier may be re-created (new label set), and, for V-JEPA 2, the attentive pooler (absent from its
 self-supervised backbone checkpoints) and the predictor (which its classifier never runs).
 
-Families: VideoMAE, TimeSformer, ViViT, V-JEPA 2 (transformers' ``AutoModelForVideoClassification``) and our I3D.
+Families: VideoMAE, TimeSformer, ViViT, V-JEPA 2, VideoPrism (transformers' ``AutoModelForVideoClassification``)
+and our I3D. VideoPrism's processor is made to give its [0, 1] frames at the model's size
+(``ensure_videoprism_inputs``).
 A pretrained checkpoint asked for another ``num_frames`` than it was trained with loads at its own length, then its
 temporal position embeddings are interpolated (``pipeline.inference.frame_count``). ``freeze_backbone`` trains only
 the head (V-JEPA 2's attentive probe protocol).
@@ -20,15 +22,23 @@ from transformers import AutoConfig, AutoModelForVideoClassification, Pretrained
 
 from ..inference.frame_count import restore_temporal_positions, set_num_frames
 from ..inference.model_inputs import config_num_frames
+from ..inference.model_outputs import flatten_single_query_logits
 from .backbone_freezing import UNUSED_BY_CLASSIFIER, freeze_backbone as freeze_backbone_of, freeze_unused
-from .processors import ensure_vivit_input_range, load_processor, scratch_processor_for
+from .processors import (
+    VIDEOPRISM_TYPES,
+    ensure_videoprism_inputs,
+    ensure_vivit_input_range,
+    load_processor,
+    scratch_processor_for,
+)
 from .registration import register_auto_classes
 
 logger = logging.getLogger(__name__)
 
 # parameter-name fragments of the classification heads that we re-create for a new label set ("pooler.": V-JEPA 2's
-# attentive pooler, and the unused pooler of a ViViT/ViT base checkpoint loaded into a classifier)
-HEAD_PREFIXES = ("classifier.", "fc_norm.", "logits.", "head.", "pooler.")
+# attentive pooler, and the unused pooler of a ViViT/ViT base checkpoint loaded into a classifier; "head." and
+# "head_layernorm.": VideoPrism's attention-pooling head, absent from its video-encoder checkpoints)
+HEAD_PREFIXES = ("classifier.", "fc_norm.", "logits.", "head.", "head_layernorm.", "pooler.")
 # config field names that differ by family: (our name, the family's name)
 CONFIG_ALIASES = {"vjepa2": {"image_size": "crop_size"}}
 
@@ -132,6 +142,9 @@ def get_model(
         processor = load_processor(processor_name_or_path or model_name_or_path, cache_dir=cache_dir)
         if family == "vivit":
             ensure_vivit_input_range(processor, name=f"{processor_name_or_path or model_name_or_path}'s processor")
+        if family in VIDEOPRISM_TYPES:
+            ensure_videoprism_inputs(processor, model.config.image_size,
+                                     name=f"{processor_name_or_path or model_name_or_path}'s processor")
 
     length = num_frames or config_num_frames(model.config)
     if not length:
@@ -140,6 +153,7 @@ def get_model(
         set_num_frames(model, length)
     model.config.num_frames = int(length)
 
+    flatten_single_query_logits(model)
     frozen = freeze_unused(model)
     if frozen:
         logger.info("not trained (never run by the classifier): %s", ", ".join(frozen))
@@ -163,6 +177,7 @@ def load_trained(name_or_path: str, attn_implementation: str | None = None, cach
     model = AutoModelForVideoClassification.from_pretrained(
         name_or_path, cache_dir=cache_dir, **_attention_kwargs(config.model_type, attn_implementation))
     restore_temporal_positions(model)
+    flatten_single_query_logits(model)
     return _with_attention(model, attn_implementation), load_processor(name_or_path, cache_dir=cache_dir)
 
 

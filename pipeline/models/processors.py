@@ -10,9 +10,15 @@ one clip contract, and training, evaluation and ``pipeline()`` use that.
   ``VivitImageProcessor`` / ``VivitVideoProcessor`` defaults shift by -1 AND normalise with mean = std = 0.5,
   which maps frames to [-3, 1]; ``vivit_input_range`` measures the range a processor gives and
   ``ensure_vivit_input_range`` turns that normalisation off (logged) so a ViViT sees what it was trained on.
+- VideoPrism was trained on frames in [0, 1] at its config's ``image_size`` (google-deepmind/videoprism README:
+  "RGB values ... normalized in [0.0, 1.0]"). Its checkpoints ship a generic video processor
+  (``LlavaOnevisionVideoProcessor``: CLIP mean/std, 384 px by default) and transformers' ``VideoPrismProcessor``
+  overrides size and normalisation at call time (its ``video_kwargs``), which a video processor loaded on its own
+  does not see. ``ensure_videoprism_inputs`` applies those overrides to the processor itself (logged), at the
+  model's own ``image_size``, so the clip contract reads what VideoPrism expects.
 - Models from a config get their family's convention (``scratch_processor_for``): ViViT [-1, 1]; V-JEPA 2 its
-  video processor (resize the shorter side to crop x 256/224, centre crop, ImageNet mean/std); others ImageNet
-  mean/std with a resize to the input size.
+  video processor (resize the shorter side to crop x 256/224, centre crop, ImageNet mean/std); VideoPrism [0, 1]
+  with its checkpoints' video processor class; others ImageNet mean/std with a resize to the input size.
 """
 
 from __future__ import annotations
@@ -23,17 +29,22 @@ from typing import Any
 from transformers import (
     AutoImageProcessor,
     AutoVideoProcessor,
+    LlavaOnevisionVideoProcessor,
     VideoMAEImageProcessor,
+    VideoPrismProcessor,
     VivitImageProcessor,
     VJEPA2VideoProcessor,
 )
 
+from ..compatibility import require
 from ..inference.preprocessing import VideoPreprocessing
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# model types of VideoPrism's video tower: the classifier (videoprism_vision_model) and the video-text model
+VIDEOPRISM_TYPES = ("videoprism_vision_model", "videoprism")
 
 
 def load_processor(name_or_path: str, cache_dir: str | None = None) -> Any:
@@ -69,7 +80,39 @@ def scratch_processor_for(model_type: str, image_size: int) -> Any:
         )
     if model_type == "vjepa2":
         return VJEPA2VideoProcessor(crop_size=image_size)
+    if model_type in VIDEOPRISM_TYPES:
+        return ensure_videoprism_inputs(LlavaOnevisionVideoProcessor(), image_size)
     return scratch_processor(image_size)
+
+
+def _square(size: Any) -> tuple[int, int]:
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def ensure_videoprism_inputs(processor: Any, image_size: Any, name: str | None = None) -> Any:
+    """Makes a VideoPrism video processor give what ``VideoPrismProcessor`` gives at call time: frames in [0, 1]
+    (no mean/std) at ``image_size`` (the model's own, which may differ from the 288 of the published checkpoints);
+    logs what it changed when ``name`` (the checkpoint's) is given."""
+    require("videoprism_video_kwargs")
+    defaults = VideoPrismProcessor.video_kwargs
+    height, width = _square(image_size)
+    wanted = {"do_normalize": defaults["do_normalize"], "size": {"height": height, "width": width}}
+    prep = VideoPreprocessing.from_processor(processor)
+    changed = []
+    if bool(getattr(processor, "do_normalize", True)) != bool(wanted["do_normalize"]):
+        processor.do_normalize = wanted["do_normalize"]
+        changed.append(f"do_normalize {wanted['do_normalize']}")
+    if prep.crop_size != (height, width):
+        processor.size = wanted["size"]
+        if hasattr(processor, "crop_size") and getattr(processor, "crop_size", None):
+            processor.crop_size = dict(wanted["size"])
+        changed.append(f"size {height}x{width} (was {prep.crop_size[0]}x{prep.crop_size[1]})")
+    if changed and name:
+        logger.warning("%s: VideoPrism takes frames in [0, 1] at %dx%d (VideoPrismProcessor's own settings): %s",
+                       name, height, width, ", ".join(changed))
+    return processor
 
 
 def vivit_input_range(processor: Any) -> tuple[float, float]:
@@ -96,4 +139,4 @@ def ensure_vivit_input_range(processor: Any, name: str = "processor") -> Any:
 
 
 __all__ = ["load_processor", "scratch_processor", "scratch_processor_for", "vivit_input_range",
-           "ensure_vivit_input_range"]
+           "ensure_vivit_input_range", "ensure_videoprism_inputs", "VIDEOPRISM_TYPES"]

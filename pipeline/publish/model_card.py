@@ -43,6 +43,7 @@ ARCHITECTURES = {
     "i3d": ("I3D (Inflated 3D ConvNet)", "i3d"),
     "vivit": ("ViViT (Video Vision Transformer)", "vivit"),
     "vjepa2": ("V-JEPA 2", "vjepa2"),
+    "videoprism_vision_model": ("VideoPrism", "videoprism"),
 }
 
 # dataset key (recipe `dataset`) -> (display name, model-index dataset type, Hub `datasets` id or None)
@@ -54,7 +55,9 @@ DATASETS = {
 
 # Weights licenses follow the checkpoint a model starts from; unknown -> "other" (the card says to check).
 BASE_MODEL_LICENSES = {"MCG-NJU/": "cc-by-nc-4.0", "facebook/timesformer": "cc-by-nc-4.0", "google/vivit": "mit",
-                       "facebook/vjepa2": "mit"}
+                       "facebook/vjepa2": "mit",
+                       # google-deepmind/videoprism README, "License": code Apache 2.0, other materials CC-BY 4.0
+                       "google/videoprism": "cc-by-4.0"}
 CONVERTED_I3D_LICENSE = "apache-2.0"  # DeepMind's kinetics-i3d release
 
 CITATIONS = {
@@ -91,6 +94,13 @@ CITATIONS = {
              others},
   journal = {arXiv preprint arXiv:2506.09985},
   year    = {2025}
+}""",
+    "videoprism_vision_model": """@inproceedings{zhao2024videoprism,
+  title     = {VideoPrism: A Foundational Visual Encoder for Video Understanding},
+  author    = {Zhao, Long and Gundavarapu, Nitesh B. and Yuan, Liangzhe and Zhou, Hao and Yan, Shen and Sun, Jennifer J.
+               and Friedman, Luke and Qian, Rui and Weyand, Tobias and Zhao, Yue and others},
+  booktitle = {Proceedings of the 41st International Conference on Machine Learning (ICML)},
+  year      = {2024}
 }""",
     "ucf101": """@article{soomro2012ucf101,
   title   = {UCF101: A Dataset of 101 Human Actions Classes From Videos in The Wild},
@@ -462,8 +472,9 @@ def _card_context(facts, results, figures, model_name, repo_id, data_name, data_
         origin = "trained from scratch"
     frozen_head = None
     if facts.recipe.get("freeze_backbone"):
-        frozen_head = ("the attentive probe (attentive pooler and linear classifier)" if facts.model_type == "vjepa2"
-                       else "the classification head")
+        frozen_head = {"vjepa2": "the attentive probe (attentive pooler and linear classifier)",
+                       "videoprism_vision_model": "the attention-pooling head and linear classifier"}.get(
+            facts.model_type, "the classification head")
     names = {"clip_top1": "Top-1 accuracy (single view)", "mean_class_accuracy": "Mean class accuracy",
              "macro_f1": "Macro F1"}
     shown = []

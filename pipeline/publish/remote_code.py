@@ -3,7 +3,7 @@ pipeline where this package is not imported (a local run folder and its Hub copy
 
 - the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
   views, decoding, sampling, preprocessing, model_inputs, frame_count, clip_spec), declared in ``config.json`` as
-  ``custom_pipelines``; a video-text model (X-CLIP) gets the ``zero-shot-video-classification`` pipeline
+  ``custom_pipelines``; a video-text model (X-CLIP, VideoPrism) gets the ``zero-shot-video-classification`` pipeline
   (``zero_shot_pipeline.py`` and its imports) instead;
 - the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
   names, which ``save_pretrained`` writes and which are copied from this package when missing.
@@ -30,7 +30,7 @@ MODELS_DIR = PACKAGE_DIR / "models"
 # video-text models (no classifier head) publish the zero-shot pipeline instead: (task, module, class, Auto class)
 ZERO_SHOT_PIPELINE = ("zero-shot-video-classification", PACKAGE_DIR / "inference" / "zero_shot_pipeline.py",
                       "ZeroShotVideoClassificationPipeline", "AutoModel")
-ZERO_SHOT_MODEL_TYPES = ("xclip",)
+ZERO_SHOT_MODEL_TYPES = ("xclip", "videoprism")
 
 
 def _is_zero_shot(model_type: Optional[str]) -> bool:

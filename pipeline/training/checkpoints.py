@@ -64,7 +64,7 @@ BOOKKEEPING_KEYS = {
     "output_dir", "logging_dir", "run_name", "report_to", "disable_tqdm", "push_to_hub", "resume_from_checkpoint",
     "auto_resume", "run_multiview_evaluation", "per_device_eval_batch_size", "max_eval_samples", "probe_num_proc",
     "cache_dir", "use_cpu", "skip_memory_metrics", "local_rank", "debug", "gradient_checkpointing",
-    "gradient_checkpointing_kwargs", "torch_compile", "torch_compile_backend", "torch_compile_mode", "tf32",
+    "gradient_checkpointing_kwargs", "activation_checkpointing", "activation_checkpointing_kwargs", "torch_compile", "torch_compile_backend", "torch_compile_mode", "tf32",
     "bf16", "fp16", "bf16_full_eval", "fp16_full_eval", "half_precision_backend", "project",
     "restore_callback_states_from_checkpoint", "ignore_data_skip", "load_best_model_at_end",
     "early_stopping_patience", "early_stopping_threshold", "metric_for_best_model", "greater_is_better",
