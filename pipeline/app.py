@@ -49,7 +49,7 @@ class VideoClassifierApp:
         self.model_name = model
         self.classifier = load_pipeline(model, backend=backend, device=device)
         self.config = self.classifier.model.config
-        self.spec = self.classifier.clip_spec()  # the model's clip contract, as pipeline() uses it
+        self.spec = self.classifier.model_clip_spec()  # the model's clip contract, as pipeline() uses it
         self.explainer = self._explainer(model, backend) if explain else None
         self.why_no_overlay = ("" if self.explainer is not None else
                                "no overlay: turned off" if not explain else

@@ -145,17 +145,16 @@ def build_model(model_args, data_args, labels, run_args=None):
         ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
         cache_dir=model_args.cache_dir,
     )
-    clip_spec(model, data_args, processor, run_args).save_to(model.config)
+    recipe_clip_spec(model, data_args, processor).save_to(model.config)
     return model, processor
 
 
-def clip_spec(model, data_args, processor, run_args=None) -> ClipSpec:
+def recipe_clip_spec(model, data_args, processor) -> ClipSpec:
     """The clip contract this run trains with: the recipe's sampling (the model config's frame count when the
     recipe gives none), its evaluation views, the processor's geometry. Written into config.json with the model."""
-    views = {} if run_args is None else {"num_clips": run_args.eval_num_clips, "num_crops": run_args.eval_num_crops}
     return ClipSpec(data_args.num_frames or config_num_frames(model.config), data_args.frame_sampling_rate,
-                    data_args.sampling_strategy, data_args.short_video,
-                    preprocessing=VideoPreprocessing.from_processor(processor), **views)
+                    data_args.frame_sampling_strategy, data_args.short_video, data_args.num_clips,
+                    data_args.num_crops, preprocessing=VideoPreprocessing.from_processor(processor))
 
 
 def augmentation_placement(data_args, device) -> str:
@@ -240,8 +239,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
     model, processor = build_model(model_args, data_args, labels, run_args)
     model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
-    report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
-                        data_args.short_video)
+    report_short_videos(splits, ClipSpec.from_config(model.config))
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
     train_transform, eval_transform, device_batch = build_clip_transforms(
@@ -311,8 +309,8 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
             trainer.model,
             processor,
             splits["test"],
-            num_clips=run_args.eval_num_clips,
-            num_crops=run_args.eval_num_crops,
+            num_clips=data_args.num_clips,
+            num_crops=data_args.num_crops,
             output_dir=Path(training_args.output_dir) / "evaluation",
             batch_size=training_args.per_device_eval_batch_size,
             trainer_state=Path(training_args.output_dir) / "trainer_state.json",

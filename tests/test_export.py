@@ -139,7 +139,7 @@ def test_every_family_exports_with_parity(tmp_path, family):
 
     record = json.loads((out / "export.json").read_text())
     assert record["parity"]["passed"] and record["parity"]["max_abs_diff"] <= 1e-3
-    assert record["input"]["shape"][0] == "batch" and record["clip_contract"]["rate"] == 2
+    assert record["input"]["shape"][0] == "batch" and record["clip_contract"]["frame_sampling_rate"] == 2
     assert record["model_type"] == model.config.model_type
     if attn:
         assert record["attn_implementation"] == attn

@@ -42,9 +42,8 @@ import torch
 
 from pipeline.benchmark import corpus as ucf101_like
 from pipeline.benchmark.cpu_time import children_cpu_s
-from pipeline.inference.decoding import (
-    VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
-)
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.decoding import VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
                    "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
@@ -296,6 +295,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
         else:
             methods["torchcodec_exact"] = method
     rng = np.random.default_rng(args.seed)
+    spec = ClipSpec(args.frames, args.rate)  # a training clip of the contract's default strategy
     results = {}
     for kind, paths in videos.items():
         clips = (clips_per_kind or {}).get(kind, args.clips)
@@ -308,7 +308,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
             info = infos[path]
             reference = sequential_decode(path)
             for _ in range(count):
-                indices = train_clip_indices(info.num_frames, args.frames, args.rate, rng=rng)
+                indices = spec.train_clip(info.num_frames, rng)
                 expected = reference[indices]
                 for name, method in methods.items():
                     _time_one(tallies[name], method, path, indices, info, expected)
@@ -354,7 +354,6 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
 
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.training.augmentation import AugmentationSettings
-    from pipeline.inference.clip_spec import ClipSpec
     from pipeline.training.clip_transform import ClipTransform
     from pipeline.training.collate import VideoCollator
 

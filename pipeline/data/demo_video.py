@@ -19,7 +19,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from .demo import CLASS_NAMES, DemoParams, clip_spec, render_clip, write_video
+from .demo import CLASS_NAMES, DemoParams, draw_clip, render_clip, write_video
 
 # Clip numbers of these videos: the dataset writes at most clips_per_class / groups_per_class (+1) clips per group.
 UNSEEN_CLIP_BASE = 1000
@@ -41,7 +41,7 @@ class Segment:
 def _frames(class_name: str, clip: int, params: DemoParams, group: int) -> np.ndarray:
     if class_name not in CLASS_NAMES:
         raise ValueError(f"unknown demo class {class_name!r}; expected one of {CLASS_NAMES}")
-    spec = clip_spec(params, CLASS_NAMES.index(class_name), group, UNSEEN_CLIP_BASE + clip)
+    spec = draw_clip(params, CLASS_NAMES.index(class_name), group, UNSEEN_CLIP_BASE + clip)
     return render_clip(spec, params)
 
 

@@ -121,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         model, processor = load_trained(args.model, args.attn_implementation)
     model.to(dtype=getattr(torch, args.dtype))
-    spec = ClipSpec.from_config(model.config, processor, num_frames=args.num_frames, rate=args.frame_sampling_rate,
-                                strategy=args.frame_sampling_strategy)
+    spec = ClipSpec.from_config(model.config, processor, num_frames=args.num_frames,
+                                frame_sampling_rate=args.frame_sampling_rate,
+                                frame_sampling_strategy=args.frame_sampling_strategy)
     trainer_state = args.trainer_state or (Path(args.model) / "trainer_state.json")
     return evaluate_model(
         model, processor, dataset,

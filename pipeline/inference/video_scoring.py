@@ -78,9 +78,7 @@ class VideoClips(Dataset):
         if self.decode is not None:
             frames, positions = self.decode(source, info)
             return {"frames": frames, "positions": positions}
-        spec = self.spec
-        clips, info = sample_clips(source, num_frames=spec.num_frames, rate=spec.rate, strategy=spec.strategy,
-                                   num_clips=spec.num_clips, short=spec.short, info=info)
+        clips, info = sample_clips(source, self.spec, info)
         frames, positions = clip_frames(source, clips, info)
         return {"frames": frames, "positions": positions}
 

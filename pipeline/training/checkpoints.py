@@ -48,6 +48,7 @@ from transformers.utils import (
     WEIGHTS_NAME,
 )
 
+from pipeline.inference.clip_spec import OLD_NAMES
 from pipeline.user_errors import UserInputError
 
 logger = logging.getLogger("pipeline.checkpoints")
@@ -256,6 +257,7 @@ def is_bookkeeping(key: str) -> bool:
 
 def recipe_differences(old: dict, new: dict, *, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
     """(key, old, new) of the training arguments that differ (bookkeeping keys and ``ignore`` left out)."""
+    old, new = _current_names(old), _current_names(new)
     differences = []
     for key in sorted(set(old) | set(new)):
         if is_bookkeeping(key) or key in ignore:
@@ -266,6 +268,15 @@ def recipe_differences(old: dict, new: dict, *, ignore: tuple[str, ...] = ()) ->
         if _normal(before) != _normal(after):
             differences.append((key, before, after))
     return differences
+
+
+def _current_names(recipe: dict) -> dict:
+    """A recipe with the clip contract's older key names (a run folder written before the rename) read as today's."""
+    out = dict(recipe)
+    for old, name in OLD_NAMES.items():
+        if old in out:
+            out.setdefault(name, out.pop(old))
+    return out
 
 
 def _normal(value):
