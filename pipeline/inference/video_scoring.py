@@ -158,7 +158,7 @@ def score_videos(
     videos: VideoClips,
     *,
     prep: VideoPreprocessing,
-    num_crops: int = 1,
+    num_crops: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
