@@ -78,11 +78,13 @@ def resolve_num_frames(model_args, data_args) -> int:
 @dataclass
 class PreparedSplits:
     """The probed, truncated splits; ``skipped``: (path, reason) of the videos probing left out; ``counts``: the
-    exact video counts of a training run (None when ``counts_dir`` was not given)."""
+    exact video counts of a training run (None when ``counts_dir`` was not given); ``built``: every split as the
+    dataset was built, before choosing, probing and truncating (the evaluation's split figures)."""
 
     splits: Any
     skipped: list
     counts: Optional[VideoCounts] = None
+    built: Any = None
 
 
 def prepare_splits(data_args, *, keep: Optional[Sequence[str]] = None, limits: Optional[dict[str, int]] = None,
@@ -91,14 +93,28 @@ def prepare_splits(data_args, *, keep: Optional[Sequence[str]] = None, limits: O
     """Builds the dataset, keeps the ``keep`` splits (all when None), probes every video, truncates, checks.
 
     ``limits``: videos per split (default: ``max_train_samples`` for train, ``max_eval_samples`` for the others);
-    a truncated split is a random subset (``split_seed``) when ``shuffle``, else its first rows. ``counts_dir``:
+    a truncated split is a random subset (``split_seed``) of its readable videos when ``shuffle``, else its first
+    rows, taken before probing (choosing them needs no probe, and the rest is not probed). ``counts_dir``:
     a training run's output_dir, where ``VideoCounts`` records what left each split. ``evaluation_on``: run
     ``check_splits`` (None: no check), saying whether evaluation during training needs a validation split.
     ``one_process_first``: a context in which the building and probing run (``main_process_first`` under several
     processes: the main process fills the caches, the others read them).
     """
+    if limits is None:
+        limits = {name: data_args.max_train_samples if name == "train" else data_args.max_eval_samples
+                  for name in ("train", "validation", "test")}
+
+    def truncate(splits, counts):
+        for name in splits:
+            limit = limits.get(name)
+            if limit is not None and limit < len(splits[name]):
+                subset = splits[name].shuffle(seed=data_args.split_seed) if shuffle else splits[name]
+                splits[name] = subset.select(range(limit))
+                if counts is not None:
+                    counts.limited(name, limit)
+
     with one_process_first():
-        splits = build_dataset(data_args)
+        built = splits = build_dataset(data_args)
         if keep is not None:
             missing = [name for name in keep if name not in splits]
             if missing:
@@ -107,25 +123,19 @@ def prepare_splits(data_args, *, keep: Optional[Sequence[str]] = None, limits: O
                 raise UserValueError(f"split {missing[0]!r} is not in the dataset (it has: {', '.join(splits)})")
             splits = type(splits)({name: splits[name] for name in keep})
         counts = VideoCounts(counts_dir, splits, is_main_process=is_main_process) if counts_dir is not None else None
+        if not shuffle:
+            truncate(splits, counts)
         splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
     if counts is not None:
         counts.probed(skipped)
     if skipped:
         logger.warning("%d unreadable video(s) left out: %s", len(skipped),
                        "; ".join(f"{p} ({r})" for p, r in skipped))
-    for name in splits:
-        if limits is not None:
-            limit = limits.get(name)
-        else:
-            limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
-        if limit is not None and limit < len(splits[name]):
-            subset = splits[name].shuffle(seed=data_args.split_seed) if shuffle else splits[name]
-            splits[name] = subset.select(range(limit))
-            if counts is not None:
-                counts.limited(name, limit)
+    if shuffle:
+        truncate(splits, counts)
     if evaluation_on is not None:
         check_splits(splits, data_args, evaluation_on=evaluation_on)
-    return PreparedSplits(splits, skipped, counts)
+    return PreparedSplits(splits, skipped, counts, built)
 
 
 # ---- the model and what feeds it ------------------------------------------------------------------------------
