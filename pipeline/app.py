@@ -290,7 +290,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     gr = _gradio()
-    from pipeline.predict import find_videos
+    from pipeline.data.video_files import find_videos
 
     app = VideoClassifierApp(args.model, backend=args.backend, device=args.device, explain=not args.no_explain)
     if args.examples is not None:

@@ -106,3 +106,34 @@ def test_no_sampling_default_below_the_clip_contract(path):
                 is_none = isinstance(default, ast.Constant) and default.value is None
                 assert is_none, (f"{path.relative_to(REPO)}:{node.lineno} {getattr(node, 'name', 'lambda')}() gives "
                                  f"{arg.arg} a default: the clip contract's defaults are ClipSpec's")
+
+
+COMMANDS = ("pipeline.predict", "pipeline.app", "pipeline.export", "pipeline.stream", "pipeline.evaluation.command")
+
+
+def test_commands_share_code_through_the_parts_not_each_other():
+    """find_videos is defined once, below the commands, and no command imports another."""
+    definers = [p.relative_to(PACKAGE) for p in _modules(PACKAGE)
+                if any(isinstance(n, ast.FunctionDef) and n.name == "find_videos" for n in ast.walk(ast.parse(
+                    p.read_text())))]
+    assert [str(p) for p in definers] == ["data/video_files.py"]
+    for path in _modules(PACKAGE):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for name in _imports(path):
+            other = next((c for c in COMMANDS if name == c or name.startswith(c + ".")), None)
+            if other and not module.startswith(other):
+                assert module.endswith("__main__"), f"{module} imports the command {name}"
+
+
+def test_find_videos_expands_folders_keeps_urls_and_reports_what_is_missing(tmp_path):
+    from pipeline.data.video_files import find_videos
+
+    (tmp_path / "b" / "deep").mkdir(parents=True)
+    for name in ("b/deep/z.mp4", "b/a.AVI", "b/notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    found, errors = find_videos([str(tmp_path / "b"), "https://example.org/v.mp4", str(tmp_path / "empty"),
+                                 str(tmp_path / "gone.avi")])
+    assert found == [str(tmp_path / "b" / "a.AVI"), str(tmp_path / "b" / "deep" / "z.mp4"), "https://example.org/v.mp4"]
+    assert [e["video"] for e in errors] == [str(tmp_path / "empty"), str(tmp_path / "gone.avi")]
+    assert "no video files" in errors[0]["error"] and "no such video" in errors[1]["error"]

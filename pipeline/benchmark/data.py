@@ -42,6 +42,7 @@ import torch
 
 from pipeline.benchmark import corpus as ucf101_like
 from pipeline.benchmark.cpu_time import children_cpu_s
+from pipeline.data.video_files import videos_under
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.decoding import VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video
 
@@ -165,7 +166,7 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: not a folder")
     videos: dict[str, list[str]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+    for path in videos_under(folder):
         try:
             codec = probe_video(path, skip_table=False, check_seeks=False).codec
         except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)

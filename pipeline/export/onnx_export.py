@@ -75,7 +75,7 @@ class ExportResult:
 
 def _parity_videos(videos: Optional[Sequence[str | os.PathLike]], workdir: Path) -> list[Path]:
     if videos:
-        from pipeline.predict import find_videos
+        from pipeline.data.video_files import find_videos
 
         found, problems = find_videos([os.fspath(v) for v in videos])
         if problems:
