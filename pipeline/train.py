@@ -26,7 +26,7 @@ from pipeline.evaluation.metric_modules import load_metric
 from pipeline.process_exit import run_or_exit
 from pipeline.training.checkpoints import plan_relaunch
 from pipeline.training.recipe_checks import check_recipe
-from pipeline.training.setup import build_run, prepare_splits, set_cpu_threads
+from pipeline.training.setup import build_run, prepare_splits, resolve_num_frames, set_cpu_threads
 from pipeline.training.trainer import VideoTrainer
 from pipeline.redaction import install_log_redaction, take_hub_token
 from pipeline.user_errors import one_line_errors
@@ -121,10 +121,12 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
     check_recipe(model_args, data_args, run_args, training_args)  # impossible values stop here, in one line
+    # the frame count is known before anything is written: recipe.yaml (and each checkpoint's) states it
+    model_num_frames = resolve_num_frames(model_args, data_args)
     # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
     with training_args.main_process_first(desc="checkpoint check", local=training_args.save_on_each_node):
         relaunch = plan_relaunch(resolved_recipe(model_args, data_args, run_args, training_args), training_args,
-                                 run_args)
+                                 run_args, model_num_frames)
     if relaunch.results is not None:
         return relaunch.results
 
@@ -194,7 +196,6 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
 
     if trainer.is_world_process_zero():
         recipe = resolved_recipe(model_args, data_args, run_args, training_args)
-        recipe["num_frames"] = model.config.num_frames
         Path(training_args.output_dir, "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     if run_args.run_multiview_evaluation and "test" in splits:

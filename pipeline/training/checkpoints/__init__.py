@@ -15,7 +15,7 @@ from .folders import (
 )
 from .relaunch import (
     BOOKKEEPING_KEYS, BOOKKEEPING_PREFIXES, LENGTH_KEYS, CheckpointRecipe, Relaunch, RelaunchConflict, is_bookkeeping,
-    plan_relaunch, recipe_differences,
+    current_recipe, plan_relaunch, recipe_differences,
 )
 from .trainer_state import RunFolderState, run_folder_of, write_trainer_state
 from .write_failures import CheckpointWriteError, checkpoint_writes, is_write_failure
@@ -24,7 +24,7 @@ __all__ = [
     "BOOKKEEPING_KEYS", "BOOKKEEPING_PREFIXES", "CHECKPOINT_RE", "LENGTH_KEYS", "OPTIMIZER_NAME", "REASON_NAME",
     "RECIPE_NAME", "SCHEDULER_NAME", "SET_ASIDE_DIR", "CheckpointError", "CheckpointRecipe", "CheckpointWriteError",
     "Relaunch", "RelaunchConflict", "RunFolderState", "checkpoint_problem", "checkpoint_step", "checkpoint_writes",
-    "checkpoints_newest_first", "is_bookkeeping", "is_write_failure", "last_good_checkpoint", "plan_relaunch",
+    "checkpoints_newest_first", "current_recipe", "is_bookkeeping", "is_write_failure", "last_good_checkpoint", "plan_relaunch",
     "read_trainer_state", "recipe_differences", "resume_checkpoint", "run_folder_of", "set_aside",
     "write_trainer_state",
 ]

@@ -59,25 +59,26 @@ def is_bookkeeping(key: str) -> bool:
 
 def recipe_differences(old: dict, new: dict, *, ignore: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
     """(key, old, new) of the training arguments that differ (bookkeeping keys and ``ignore`` left out)."""
-    old, new = _current_names(old), _current_names(new)
     differences = []
     for key in sorted(set(old) | set(new)):
         if is_bookkeeping(key) or key in ignore:
             continue
         before, after = old.get(key), new.get(key)
-        if key == "num_frames" and (before is None or after is None):
-            continue  # None means "the model's own", which the final recipe spells out
         if _normal(before) != _normal(after):
             differences.append((key, before, after))
     return differences
 
 
-def _current_names(recipe: dict) -> dict:
-    """A recipe with the clip contract's older key names (a run folder written before the rename) read as today's."""
-    out = dict(recipe)
+def current_recipe(saved: dict, model_num_frames: Optional[int] = None) -> dict:
+    """A recipe an earlier version wrote, read as today's: the clip contract's older key names (``OLD_NAMES``) under
+    today's, and a frame count left to the model (``num_frames: null`` in the checkpoints of a run launched before the
+    frame count was resolved up front) filled in with ``model_num_frames``, the model config's own."""
+    out = dict(saved)
     for old, name in OLD_NAMES.items():
         if old in out:
             out.setdefault(name, out.pop(old))
+    if out.get("num_frames") is None and model_num_frames is not None:
+        out["num_frames"] = model_num_frames
     return out
 
 
@@ -93,6 +94,12 @@ def _describe(differences: list[tuple[str, Any, Any]]) -> str:
     shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in differences[:MAX_LISTED_DIFFERENCES])
     more = f" and {len(differences) - MAX_LISTED_DIFFERENCES} more" if len(differences) > MAX_LISTED_DIFFERENCES else ""
     return shown + more
+
+
+def _read_recipe(path: Path, model_num_frames: Optional[int]) -> Optional[dict]:
+    """A saved recipe.yaml read as today's (``current_recipe``), or None when it is missing or unreadable."""
+    saved = _read_yaml(path)
+    return current_recipe(saved, model_num_frames) if saved is not None else None
 
 
 def _read_yaml(path: Path) -> Optional[dict]:
@@ -124,23 +131,26 @@ class Relaunch:
     callbacks: list = field(default_factory=list)
 
 
-def plan_relaunch(recipe: dict, training_args, run_args) -> Relaunch:
+def plan_relaunch(recipe: dict, training_args, run_args, model_num_frames: Optional[int] = None) -> Relaunch:
     """Decides what this launch does with what output_dir already holds (see the module docstring).
 
-    ``recipe``: this launch's resolved recipe (``configs.resolved_recipe``). Under several processes call it in
-    every process inside ``main_process_first``: the main process sets damaged checkpoints aside first."""
+    ``recipe``: this launch's resolved recipe (``configs.resolved_recipe``, ``num_frames`` resolved);
+    ``model_num_frames``: the model config's own frame count (what an older recipe's ``num_frames: null`` meant).
+    Under several processes call it in every process inside ``main_process_first``: the main process sets damaged
+    checkpoints aside first."""
     output_dir = Path(training_args.output_dir)
     plan = Relaunch(callbacks=[CheckpointRecipe(recipe)])
     explicit = training_args.resume_from_checkpoint
     checkpoint = resume_checkpoint(training_args, run_args)
     if checkpoint is None:
-        _refuse_finished_run_without_checkpoints(output_dir, recipe, run_args)
+        _refuse_finished_run_without_checkpoints(output_dir, recipe, run_args, model_num_frames)
         return plan
     folder = Path(checkpoint)
     state = read_trainer_state(folder / TRAINER_STATE_NAME)
-    saved = _read_yaml(folder / RECIPE_NAME)
+    saved = _read_recipe(folder / RECIPE_NAME, model_num_frames)
     if saved is None and (output_dir / RECIPE_NAME).is_file() and _same_step(output_dir, state):
-        saved = _read_yaml(output_dir / RECIPE_NAME)  # a checkpoint of an older version: the run's final recipe
+        # a checkpoint of an older version: the run's final recipe
+        saved = _read_recipe(output_dir / RECIPE_NAME, model_num_frames)
     if saved is None:
         logger.warning("checkpoint %s does not record the arguments it was trained with (older version): "
                        "resuming without comparing them", folder)
@@ -189,12 +199,14 @@ def _read_results(output_dir: Path) -> dict:
     return results if isinstance(results, dict) else {}
 
 
-def _refuse_finished_run_without_checkpoints(output_dir: Path, recipe: dict, run_args) -> None:
+def _refuse_finished_run_without_checkpoints(output_dir: Path, recipe: dict, run_args,
+                                             model_num_frames: Optional[int]) -> None:
     """A finished run that kept no checkpoint (save_strategy: no) would be overwritten by a new one made with
     other arguments: stop instead, naming the differences."""
     if not getattr(run_args, "auto_resume", True):
         return
-    saved = _read_yaml(output_dir / RECIPE_NAME) if (output_dir / RECIPE_NAME).is_file() else None
+    saved = _read_recipe(output_dir / RECIPE_NAME, model_num_frames) if (output_dir / RECIPE_NAME).is_file() \
+        else None
     has_weights = any((output_dir / name).is_file() for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME,
                                                                     SAFE_WEIGHTS_INDEX_NAME))
     if saved is None or not has_weights:
