@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pipeline.inference.decoding import VIDEO_EXTENSIONS, VideoDecodeError, probe_video  # noqa: E402
+from pipeline.inference.frame_times import frame_times  # noqa: E402
 
 TOP_K = 5
 # A video gets a timeline when it holds at least this many non-overlapping clip spans.
@@ -145,11 +146,14 @@ class VideoClassifierApp:
             overlay = self.overlay(video, predictions[0], name)
         seconds = time.perf_counter() - started
         best = predictions[0]
-        fps = f"{info.fps:.3g} fps" if info.fps else "unknown frame rate"
+        fps = measured_rate(video, info)
         detail = (f"averaged over {windows} windows of {span} frames" if long_video
                   else "centre clip")
         status = (f"**{best['label']}** ({best['score']:.1%}) for `{name}`: {info.num_frames} frames, {fps}; "
                   f"{detail}; {seconds:.1f} s" + (f" ({self.why_no_overlay})" if self.why_no_overlay else ""))
+        if info.damage:  # the pipeline logged it at WARNING too; the page must say it beside the answer
+            status = (f"**Warning: damaged video** ({info.damage}): classified from its {info.num_frames} "
+                      f"decodable frame(s).\n\n{status}")
         report(1.0, desc="Done")
         return scores, timeline_figure, overlay, status
 
@@ -169,6 +173,17 @@ class VideoClassifierApp:
         plot_attention_overlay([{"frames": frames, "heatmap": heatmap, "title": title}], path, method,
                                max_frames=OVERLAY_FRAMES)
         return str(path)
+
+
+def measured_rate(video: str, info) -> str:
+    """The frame rate to show: the measured average of a variable-frame-rate file (its timestamps), else the
+    constant rate the file declares."""
+    if not info.fps:
+        return "unknown frame rate"
+    times = frame_times(video, info.num_frames, info.fps)
+    if times is None:
+        return f"{info.fps:.3g} fps"
+    return f"{info.num_frames / float(times[-1]):.3g} fps on average (variable rate; the file declares {info.fps:.3g})"
 
 
 def browser_preview(source: str | Path, target: Path) -> None:
@@ -328,4 +343,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
+    from pipeline.user_errors import say_signals
+
+    say_signals("python -m pipeline.app")
     main()

@@ -258,6 +258,9 @@ def parse_args(argv: list[str] | None = None):
         parser.exit(2, f"train.py: error: unknown option '{flags[0]}'{hint}\n")
     outputs = []
     values = vars(namespace)
+    from pipeline.training.recipe_checks import check_numeric_fields
+
+    check_numeric_fields(ALL_ARGUMENT_CLASSES, values)  # before TrainingArguments' own __post_init__ uses them
     for cls in ALL_ARGUMENT_CLASSES:
         keys = {f.name for f in dataclasses.fields(cls) if f.init}
         outputs.append(cls(**{k: v for k, v in values.items() if k in keys}))

@@ -25,7 +25,7 @@ from .data.video_files import find_videos
 from .inference import load_pipeline
 from .inference.decoding import VideoDecodeError
 from .inference.options import PipelineOptionError
-from .user_errors import UserValueError, one_line_errors
+from .user_errors import UserValueError, check_model_reference, one_line_errors, say_signals
 
 
 
@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One record per input: {"video", "predictions"} (+ "timeline") or {"video", "error"}."""
+    """One record per input: {"video", "predictions"} (+ "timeline"; + "damage" for a damaged video) or
+    {"video", "error"}."""
+    check_model_reference(args.model)
     videos, records = find_videos(args.videos)
     options: dict[str, Any] = dict(top_k=args.top_k, num_clips=args.num_clips, num_crops=args.num_crops,
                                    batch_size=args.batch_size)
@@ -83,7 +85,10 @@ def predict(args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.timeline:
             records.append({"video": str(video), **output})
         else:
-            records.append({"video": str(video), "predictions": output})
+            damage = next((p["damage"] for p in output if p.get("damage")), None)
+            records.append({"video": str(video), "predictions": [{k: v for k, v in p.items() if k != "damage"}
+                                                                 for p in output],
+                            **({"damage": damage} if damage else {})})
     return records
 
 
@@ -98,6 +103,9 @@ def format_table(records: list[dict[str, Any]], top_k: int) -> str:
         best, *others = record["predictions"]
         rest = ", ".join(f"{p['label']} {p['score']:.2f}" for p in others[: top_k - 1])
         lines.append(f"{record['video']:<{width}}  {best['label']:<28} {best['score']:>6.3f}  {rest}")
+        if record.get("damage"):
+            lines.append(f"{'':<{width}}    WARNING: damaged video ({record['damage']}): classified from the frames "
+                         "that decode")
         for window in record.get("timeline", []):
             top = window["predictions"][0]
             if window["start"] is not None:
@@ -117,4 +125,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    say_signals("python -m pipeline.predict")
     sys.exit(main())

@@ -26,6 +26,7 @@ from pipeline.evaluation.metric_modules import load_metric
 from pipeline.process_exit import run_or_exit
 from pipeline.publish.model_card import write_run_card
 from pipeline.training.checkpoints import plan_relaunch
+from pipeline.training.run_lock import hold_output_dir
 from pipeline.training.recipe_checks import check_recipe
 from pipeline.training.setup import build_run, prepare_splits, resolve_num_frames, set_cpu_threads
 from pipeline.training.trainer import VideoTrainer
@@ -122,6 +123,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     set_cpu_threads(training_args)
     prepare_training_args(training_args, model_args, run_args)
     check_recipe(model_args, data_args, run_args, training_args)  # impossible values stop here, in one line
+    hold_output_dir(training_args)  # one run per output_dir: a second one stops here, naming the first
     # the frame count is known before anything is written: recipe.yaml (and each checkpoint's) states it
     model_num_frames = resolve_num_frames(model_args, data_args)
     # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
@@ -219,10 +221,11 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     if training_args.push_to_hub:
         # the Trainer's push rewrites README.md with its own card: push first (it also waits for checkpoint
         # uploads), then publish our card, figures and remote code over it in one commit
+        from pipeline.publish.hub import prepare_model_dir_for_hub, push_model_dir, regular_files
+
+        regular_files(training_args.output_dir)  # a symbolic link stops the push before anything is sent
         trainer.push_to_hub(commit_message="Training finished")
         if trainer.is_world_process_zero():
-            from pipeline.publish.hub import prepare_model_dir_for_hub, push_model_dir
-
             prepare_model_dir_for_hub(training_args.output_dir, repo_id=trainer.hub_model_id)
             push_model_dir(training_args.output_dir, trainer.hub_model_id, token=training_args.hub_token,
                            private=training_args.hub_private_repo)

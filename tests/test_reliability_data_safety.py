@@ -182,3 +182,24 @@ def test_a_failed_probe_is_retried_on_the_next_run_even_with_the_same_size_and_m
     video.write_bytes(good.read_bytes())  # same size
     os.utime(video, ns=(1_000_000_000, 1_000_000_000))  # same mtime
     assert probe_videos([str(video)], cache_dir=cache)[str(video)].num_frames == 20
+
+
+def test_a_file_replaced_by_another_video_of_the_same_size_and_mtime_is_probed_again(tmp_path):
+    """The probe cache is keyed by content too: a readable video replaced by a damaged one of exactly the same
+    size, its mtime restored, is probed again (and the reverse), never answered from the old entry."""
+    video = write_video(tmp_path / "clip.avi", "xvid_gop12", 40)
+    stamp = video.stat().st_mtime_ns
+    cache = tmp_path / "cache"
+    first = probe_videos([str(video)], cache_dir=cache)[str(video)]
+    assert first.num_frames == 40 and not first.damage
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2:] = bytes(len(data) - len(data) // 2)  # the second half zeroed: same size
+    video.write_bytes(bytes(data))
+    os.utime(video, ns=(stamp, stamp))
+    assert video.stat().st_size == len(data) and video.stat().st_mtime_ns == stamp
+    second = probe_videos([str(video)], cache_dir=cache)[str(video)]
+    assert isinstance(second, str) or second.num_frames < 40 or second.damage, second
+    good = write_video(tmp_path / "again.avi", "xvid_gop12", 40)
+    video.write_bytes(good.read_bytes())
+    os.utime(video, ns=(stamp, stamp))
+    assert probe_videos([str(video)], cache_dir=cache)[str(video)].num_frames == 40

@@ -85,6 +85,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"\0")
                 self.wfile.flush()
             return
+        if self.path == "/trickle-headers":  # the status line, then a header byte now and then, forever
+            try:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(300):
+                    if server.release.wait(0.2):
+                        return
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+            except OSError:  # the client gave up, as it should
+                pass
+            return
         if self.path == "/huge":
             self.send_response(200)
             self.send_header("Content-Length", str(50 << 30))
@@ -141,6 +152,36 @@ def test_a_server_that_stops_sending_fails_after_the_read_timeout(classifier, we
 def test_a_trickling_server_is_cut_at_the_time_limit(classifier, web):
     message, seconds = timed(lambda: classifier(f"{web}/trickle", timeout=5, max_download_seconds=1.5))
     assert "download not finished after 1.5 s" in message and seconds < 8
+
+
+def test_trickled_headers_are_cut_at_the_time_limit(classifier, web):
+    """The deadline covers connecting and the response headers too, not only the body."""
+    message, seconds = timed(lambda: classifier(f"{web}/trickle-headers", timeout=3, max_download_seconds=2))
+    assert message == f"{web}/trickle-headers: download not finished after 2 s (max_download_seconds=...)"
+    assert seconds < 6
+
+
+@pytest.mark.slow
+def test_predict_with_trickled_headers_answers_in_time(model_dir, web):
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "pipeline.predict", "--model", str(model_dir),
+                             f"{web}/trickle-headers", "--timeout", "3", "--max_download_seconds", "2", "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 90
+    assert "download not finished after 2 s" in result.stdout + result.stderr, result.stderr[-2000:]
+
+
+def test_stream_open_of_trickled_headers_is_cut_at_the_time_limit(web, monkeypatch):
+    """A network stream's opening (connect + headers) is bounded as a whole; FFmpeg's own socket timeout is per
+    read and a trickling server never trips it."""
+    from pipeline.inference.decoding import VideoDecodeError
+    from pipeline.stream import frame_source
+
+    monkeypatch.setattr(frame_source, "NETWORK_OPEN_TIMEOUT_S", 2.0)
+    started = time.monotonic()
+    with pytest.raises(VideoDecodeError, match="trickle-headers: not opened within 2 s"):
+        frame_source.open_source(f"{web}/trickle-headers")
+    assert time.monotonic() - started < 8
 
 
 def test_size_cap_applies_to_announced_and_unannounced_sizes(classifier, web):

@@ -84,9 +84,10 @@ def test_offline_file_gets_every_window():
     ring.close()
     recorder, stats = _Recorder(), StreamStats()
     records = list(classify_windows(recorder, ring, WindowPlan(6, 3), fps=25.0, live=False, stats=stats))
-    assert [r["start_frame"] for r in records] == [0, 3, 6, 9, 12]
-    assert recorder.calls == [0, 3, 6, 9, 12]  # each window is exactly its frames
-    assert stats.skipped_windows == 0 and stats.windows == 5
+    # the strides end at frame 18: a last window ends at the last frame, as pipeline(timeline=True)'s
+    assert [r["start_frame"] for r in records] == [0, 3, 6, 9, 12, 14]
+    assert recorder.calls == [0, 3, 6, 9, 12, 14]  # each window is exactly its frames
+    assert stats.skipped_windows == 0 and stats.windows == 6
 
 
 def test_live_stream_skips_windows_never_frames():

@@ -454,12 +454,36 @@ def _matches(manifest: dict | None, params: DemoParams) -> bool:
             and manifest.get("generator_version") == GENERATOR_VERSION and bool(manifest.get("complete")))
 
 
+def changed_files(root: Path, manifest: dict | None) -> list[str]:
+    """The files the manifest records whose size or SHA-256 now differ (a user overwrote or edited them);
+    missing files are not listed (they are written again)."""
+    changed = []
+    for rel, recorded in sorted(((manifest or {}).get("files") or {}).items()):
+        path = root / rel
+        if not path.is_file():
+            continue
+        if path.stat().st_size != recorded.get("size") or demo_folder.file_digest(path) != recorded:
+            changed.append(rel)
+    return changed
+
+
 def _is_complete(root: Path, params: DemoParams) -> bool:
     manifest = _read_manifest(root)
     if not _matches(manifest, params):
         return False
-    # Existence only: a deliberately corrupted copy (bad-input tests) must not be "repaired".
-    return all((root / VIDEO_DIR / rel).is_file() for rel in manifest.get("videos", []))
+    if not all((root / VIDEO_DIR / rel).is_file() for rel in manifest.get("videos", [])):
+        return False
+    # The content is checked, never "repaired": a copy corrupted on purpose (bad-input tests) or a clip a user
+    # replaced is theirs; it is used as it is, and said.
+    _warn_changed(root, changed_files(root, manifest))
+    return True
+
+
+def _warn_changed(root: Path, changed: list[str]) -> None:
+    if changed:
+        logger.warning("demo dataset %s: %d file(s) differ from what the generator wrote (%s%s): used as they are, "
+                       "never overwritten; delete them to have them written again", root, len(changed),
+                       ", ".join(changed[:5]), ", ..." if len(changed) > 5 else "")
 
 
 @contextmanager
@@ -568,6 +592,9 @@ def ensure_demo_dataset(
             return root
         manifest, marker = _read_manifest(root), _read_marker(root)
         fill_in = marker is None and _matches(manifest, params)
+        # a fill-in keeps the files a user changed, and their recorded digests: they stay recognisably not ours
+        changed = set(changed_files(root, manifest)) if fill_in else set()
+        _warn_changed(root, sorted(changed))
         if not fill_in:
             _clear_for(root, params, manifest, marker)
         demo_folder.write_marker(root / IN_PROGRESS_NAME, json.dumps({"params": asdict(params),
@@ -575,7 +602,8 @@ def ensure_demo_dataset(
         start = time.perf_counter()
         videos = generate_demo_dataset(root, params, workers, missing_only=fill_in)
         seconds = time.perf_counter() - start
-        files = {rel: demo_folder.file_digest(root / rel) for rel in expected_files(params)}
+        files = {rel: manifest["files"][rel] if rel in changed else demo_folder.file_digest(root / rel)
+                 for rel in expected_files(params)}
         manifest = {
             "generator_version": GENERATOR_VERSION,
             "params": asdict(params),

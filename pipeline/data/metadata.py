@@ -2,8 +2,10 @@
 
 `add_video_info` adds a "video_info" column (a `VideoInfo` as a dict) to a `datasets.Dataset` or
 `DatasetDict`, so that no training sample re-probes its file, and removes the rows whose video cannot be read.
-Probe results are cached on disk in an SQLite file keyed by absolute path, size and modification time: a
-second run re-probes only new or changed files. Only successful probes are cached: a file that could not be
+Probe results are cached on disk in an SQLite file keyed by absolute path, size, modification time (ns) and a
+hash of the file's first and last FINGERPRINT_BLOCK bytes: a second run re-probes only new or changed files,
+including a file replaced by another of the same size whose modification time was restored (``cp -p``, a
+restored backup, ``touch -r``): its container header or index differs, so its key does. Only successful probes are cached: a file that could not be
 read is probed again on the next run (fixing its permissions with chmod leaves size and mtime alone). A cache
 file that is not a readable database is moved aside (named in a warning, never deleted) and a new one started;
 a cache folder that cannot be written leaves the run without a cache, with a warning.
@@ -11,6 +13,7 @@ a cache folder that cannot be written leaves the run without a cache, with a war
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -47,6 +50,10 @@ INFO_FEATURES = datasets.Features({
     "damage": datasets.Value("string"),
     "skip_note": datasets.Value("string"),
 })
+
+# Bytes hashed at each end of a file for its cache key: the container's header and its end (an MP4's index, an
+# AVI's idx1) live there; two reads per file, whatever its size.
+FINGERPRINT_BLOCK = 16 << 10
 
 ProbeResult = Union[VideoInfo, str]  # a VideoInfo, or the reason the video is unreadable
 
@@ -142,11 +149,17 @@ def _probe_one(path: str) -> ProbeResult:
 
 def _cache_key(path: str) -> Optional[str]:
     try:
-        stat = os.stat(path)
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            digest = hashlib.blake2b(handle.read(FINGERPRINT_BLOCK), digest_size=16)
+            if stat.st_size > FINGERPRINT_BLOCK:
+                handle.seek(max(FINGERPRINT_BLOCK, stat.st_size - FINGERPRINT_BLOCK))
+                digest.update(handle.read(FINGERPRINT_BLOCK))
     except OSError:
         return None
     # the probe format version is part of the key: a cache written by an older decoder is never trusted
-    return f"v{PROBE_FORMAT_VERSION}|{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}"
+    return (f"v{PROBE_FORMAT_VERSION}|{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|"
+            f"{digest.hexdigest()}")
 
 
 class _ProbeCache:

@@ -3,7 +3,7 @@ a user's mistake (a missing folder, an impossible option) with one line and stat
 
 from pipeline.evaluation.command import main
 from pipeline.process_exit import run_or_exit
-from pipeline.user_errors import one_line_errors
+from pipeline.user_errors import one_line_errors, say_signals
 
 
 def _main() -> None:
@@ -11,4 +11,5 @@ def _main() -> None:
         main()
 
 
+say_signals("python -m pipeline.evaluation")
 run_or_exit(_main)

@@ -106,8 +106,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The command line: load the model and the split, evaluate, write everything to --output_dir."""
     from pipeline.training.setup import prepare_splits
 
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    from pipeline.user_errors import check_model_reference
+
     args, data_args, recipe_used = parse_args(argv)
+    check_model_reference(args.model)  # before any data is read
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     state = process_state()
     prepared = prepare_splits(data_args, keep=[args.split], limits={args.split: args.max_videos}, shuffle=False,
                               one_process_first=state.main_process_first)

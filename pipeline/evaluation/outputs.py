@@ -33,25 +33,35 @@ NUM_CORRECT_SAMPLES = 4
 NUM_ATTENTION_VIDEOS = 4
 
 
+def _damage(info: Any) -> str:
+    """The probe's damage note of a video_info (a dict, a VideoInfo or None)."""
+    if info is None:
+        return ""
+    return (info.get("damage") if isinstance(info, dict) else getattr(info, "damage", "")) or ""
+
+
 def write_predictions_csv(path: Path, videos: Sequence[str], labels: np.ndarray, video_scores: np.ndarray,
-                          class_names: Sequence[str], k: int = TOP_K) -> Path:
-    """One row per video: video, label, prediction, its score, correct, then top-k labels and scores."""
+                          class_names: Sequence[str], k: int = TOP_K, infos: Sequence[Any] | None = None) -> Path:
+    """One row per video: video, label, prediction, its score, correct, then top-k labels and scores, then
+    ``damage``: what the probe found wrong with the file (``infos``: the videos' video_info), empty if nothing."""
     k = min(k, len(class_names))
     # stable sort of the negated scores: ties keep the lower class first, as argmax and topk_accuracy do
     ranking = np.argsort(-video_scores, axis=1, kind="stable")[:, :k]
     fields = ["video", "label", "prediction", "score", "correct"]
     for i in range(1, k + 1):
         fields += [f"top{i}_label", f"top{i}_score"]
+    fields.append("damage")
+    damages = [_damage(info) for info in (infos if infos is not None else [None] * len(videos))]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(fields)
-        for video, label, row, ranked in zip(videos, labels, video_scores, ranking):
+        for video, label, row, ranked, damage in zip(videos, labels, video_scores, ranking, damages):
             prediction = int(ranked[0])
             cells = [video, class_names[label], class_names[prediction], f"{row[prediction]:.6f}",
                      int(prediction == label)]
             for c in ranked:
                 cells += [class_names[c], f"{row[c]:.6f}"]
-            writer.writerow(cells)
+            writer.writerow(cells + [damage])
     return path
 
 
@@ -166,7 +176,8 @@ def write_outputs(output_dir: Path, metrics: dict[str, Any], video_paths: Sequen
     from pipeline.evaluation.report import write_report
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions_csv(output_dir / "predictions.csv", video_paths, labels, video_scores, class_names)
+    write_predictions_csv(output_dir / "predictions.csv", video_paths, labels, video_scores, class_names,
+                          infos=infos)
     write_per_class_csv(output_dir / "per_class.csv", metrics["per_class"])
     write_confusion_csv(output_dir / "confusion_matrix.csv", metrics["confusion_matrix"], class_names)
     (output_dir / "classification_report.txt").write_text(metrics["classification_report"])

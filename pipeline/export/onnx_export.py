@@ -244,6 +244,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    from pipeline.user_errors import check_model_reference
+
+    check_model_reference(args.model)
     # our progress at INFO; the exporter's optimiser passes log every rewrite at INFO, so others stay at WARNING
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logger.setLevel(logging.INFO)

@@ -30,6 +30,7 @@ torch, transformers and siblings (views, decoding, transforms).
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import replace
 from typing import Any, Iterator, Optional
 
@@ -48,6 +49,8 @@ from .preprocessing import VideoPreprocessing, clip_views
 from .video_scoring import DEFAULT_BATCH_SIZE, VideoClips, default_num_workers, score_videos
 from .video_source import ITEM_ERRORS, DownloadLimits, VideoSource, call_each, describe
 from .views import clip_frames, sample_clips
+
+logger = logging.getLogger(__name__)
 
 # A timeline window, when not given, for strategies without a fixed span (uniform, random).
 DEFAULT_WINDOW_SECONDS = 4.0
@@ -137,7 +140,9 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
 
         Returns, per video, a list of ``{"label", "score"}`` (top_k, best first), or with ``timeline=True`` a
         dict ``{"predictions": [...], "timeline": [{"start", "end", "start_frame", "end_frame",
-        "predictions"}, ...], "num_frames", "fps"}`` where "predictions" averages the windows.
+        "predictions"}, ...], "num_frames", "fps"}`` where "predictions" averages the windows. A video the probe
+        found damaged (e.g. truncated) gets ``"damage"`` (what is wrong) in each prediction, or in the timeline
+        dict, and a WARNING log line.
         """
         if inputs is None:
             raise ValueError("the video-classification pipeline needs a video (path, URL, bytes or array)")
@@ -169,16 +174,20 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         clips = VideoClips(lambda i: (videos[i], None), len(videos), spec, open_source=functools.partial(VideoSource, limits=limits), skippable=ITEM_ERRORS)
         workers = default_num_workers(len(videos)) if num_workers is None else int(num_workers)
         errors: dict[int, str] = {}  # a video that cannot be read: its error takes its place in the results
+        damages: dict[int, str] = {}
 
         def note_error(item):
             if "error" in item:
                 errors[int(item["index"])] = item["error"]
+            elif item.get("damage"):
+                damages[int(item["index"])] = _said_damage(videos[int(item["index"])], item["damage"])
 
         scores, _ = score_videos(self._logits, clips, prep=self.preprocessing, num_crops=spec.num_crops,
                                  batch_size=self.views_per_forward, num_workers=workers, device=self.device,
                                  dtype=self.model.dtype, activation=lambda logits: logits.float(), on_video=note_error)
         return [self.postprocess([{"logits": torch.from_numpy(scores[i]), "windows": torch.zeros(len(scores[i])),
-                                   "spans": torch.tensor([[0, -1]]), "fps": 0.0}], **postprocess)
+                                   "spans": torch.tensor([[0, -1]]), "fps": 0.0,
+                                   "damage": damages.get(i, "")}], **postprocess)
                 if i in scores else {"video": describe(videos[i]), "error": errors.get(i, "could not be read")}
                 for i in range(len(videos))]
 
@@ -221,10 +230,12 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 frames, positions = clip_frames(source.value, clips, info)
                 yield {"frames": frames, "positions": positions, "num_crops": num_crops,
                        "windows": torch.zeros(len(clips) * num_crops, dtype=torch.long),
-                       "spans": torch.tensor([[0, -1]]), "fps": 0.0, "is_last": True}
+                       "spans": torch.tensor([[0, -1]]), "fps": 0.0, "is_last": True,
+                       "damage": _said_damage(video, info)}
                 return
 
             info = probe_video(source.value, skip_table=False) if source.is_file else None
+            damage = _said_damage(video, info)
             total = info.num_frames if info is not None else len(source.value)
             rate_hz = fps or (info.fps if info is not None else None)
             clip_span = spec.span
@@ -253,7 +264,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                        # real start and end times of the windows (-1: frame / fps is right)
                        "times": (torch.tensor([[times[s], times[e]] for s, e in group], dtype=torch.float64)
                                  if times is not None else torch.full((len(group), 2), -1.0, dtype=torch.float64)),
-                       "is_last": group_start + len(group) == len(windows)}
+                       "is_last": group_start + len(group) == len(windows), "damage": damage}
 
     # -- model -----------------------------------------------------------------------------------------------
     def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -291,7 +302,9 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         spans: dict[int, tuple[int, int]] = {}
         times: dict[int, tuple[float, float]] = {}
         fps = 0.0
+        damage = ""
         for output in model_outputs:
+            damage = str(_scalar(output.get("damage", "")) or damage)
             scores = _activate(output["logits"].reshape(-1, output["logits"].shape[-1]), function_to_apply)
             windows = output["windows"].reshape(-1).tolist()
             for window, row in zip(windows, scores):
@@ -306,8 +319,8 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
             fps = float(_scalar(output["fps"])) or fps
         # a window's score: the mean over its views (clips x crops), as the evaluation averages softmax
         scores = {w: torch.stack(v).mean(dim=0) for w, v in sorted(per_window.items())}
-        if spans[0][1] < 0:  # not a timeline
-            return self._top(scores[0], top_k)
+        if spans[0][1] < 0:  # not a timeline; a damaged video's predictions say so, each of them
+            return [{**p, "damage": damage} if damage else p for p in self._top(scores[0], top_k)]
 
         overall = torch.stack(list(scores.values())).mean(dim=0)
         timeline = []
@@ -321,7 +334,8 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 "predictions": self._top(score, top_k),
             })
         return {"predictions": self._top(overall, top_k), "timeline": timeline,
-                "num_frames": timeline[-1]["end_frame"], "fps": fps or None}
+                "num_frames": timeline[-1]["end_frame"], "fps": fps or None,
+                **({"damage": damage} if damage else {})}
 
     def _label_names(self) -> list[str]:
         """The name of each score, in output order (the zero-shot subclass: its candidate labels)."""
@@ -375,6 +389,15 @@ def timeline_windows(
     if starts[-1] + window_frames < num_frames:
         starts.append(num_frames - window_frames)
     return [(s, s + window_frames) for s in starts]
+
+
+def _said_damage(video, info) -> str:
+    """The damage the probe found in ``video`` (``info``: its VideoInfo, or the damage text), logged at WARNING:
+    a prediction from fewer frames than the file declares must not pass unnoticed. "" when undamaged."""
+    damage = info if isinstance(info, str) else getattr(info, "damage", "") or ""
+    if damage:
+        logger.warning("%s: damaged video (%s); classified from the frames that decode", describe(video), damage)
+    return damage
 
 
 def _checkpoint_video_processor(model):

@@ -80,7 +80,8 @@ class VideoClips(Dataset):
             return {"frames": frames, "positions": positions}
         clips, info = sample_clips(source, self.spec, info)
         frames, positions = clip_frames(source, clips, info)
-        return {"frames": frames, "positions": positions}
+        # a video the probe found damaged is scored from what decodes; callers say so with the prediction
+        return {"frames": frames, "positions": positions, "damage": info.damage if info is not None else ""}
 
 
 def _name(source: Any) -> str:

@@ -3,9 +3,9 @@
 - a path: must be a file; a file FFmpeg would read as text art (its ``tty`` / ``bintext`` demuxers turn any text
   into "video") is refused;
 - an http(s) URL: downloaded to a temporary file with a connect timeout, a read timeout (a server that stops
-  sending), an overall time limit (a server that trickles) and a size cap, all settable per call and at
-  construction (``timeout``, ``max_download_bytes``, ``max_download_seconds``); every failure is one line
-  naming the URL and the cause;
+  sending), one deadline over the whole download (connecting, the response headers and the body: a server that
+  trickles any of them) and a size cap, all settable per call and at construction (``timeout``,
+  ``max_download_bytes``, ``max_download_seconds``); every failure is one line naming the URL and the cause;
 - bytes: recognised by their content (the signature of a video container), never by a file suffix: anything
   else is an error that says what the bytes start with;
 - a uint8 array (frames, height, width, 3).
@@ -18,9 +18,11 @@ Shipped as Hub remote code: imports only the standard library, numpy and av.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -219,16 +221,106 @@ def refuse_text_art(path: str) -> None:
         raise VideoInputError(path, f"not a video: FFmpeg reads this file as text ({name} format)")
 
 
+class _Deadline:
+    """The end of one download: at ``seconds`` from now every socket it watches is shut down, which ends a read
+    blocked anywhere (the TLS handshake, the status line and headers inside ``urlopen``, the body)."""
+
+    def __init__(self, seconds: float):
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _watched(connection_class, deadline: _Deadline):
+    """``connection_class`` whose sockets (one per connection, redirects included) the deadline watches: the raw
+    socket, before TLS wraps it, through http.client's ``_create_connection`` hook."""
+
+    def make(host, **kwargs):
+        connection = connection_class(host, **kwargs)
+        create = connection._create_connection
+        connection._create_connection = lambda *args, **kw: deadline.watch(create(*args, **kw))
+        return connection
+
+    return make
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):
+        return super().do_open(_watched(http_class, self._deadline), req, **kwargs)
+
+
 def download(url: str, limits: DownloadLimits) -> str:
     """Downloads ``url`` into a temporary file named after its sniffed container; returns its path.
 
     VideoInputError (naming the URL) when the server cannot be reached or does not answer within the connect
-    timeout, stops sending for the read timeout, the whole download outlasts max_seconds, the size passes
-    max_bytes, or the content is not a video container."""
+    timeout, stops sending for the read timeout, the whole download (connect, headers, body) outlasts
+    max_seconds, the size passes max_bytes, or the content is not a video container."""
+    with _Deadline(limits.max_seconds) as deadline:
+        try:
+            return _download(url, limits, deadline)
+        except (VideoInputError, OSError, ValueError, EOFError, http.client.HTTPException) as error:
+            if deadline.expired:  # whatever the shut-down socket raised, the cause is the deadline
+                raise VideoInputError(url, f"download not finished after {limits.max_seconds:g} s "
+                                           "(max_download_seconds=...)") from None
+            if isinstance(error, VideoInputError):
+                raise
+            raise VideoInputError(url, f"download broke off ({error})") from None
+
+
+def _download(url: str, limits: DownloadLimits, deadline: _Deadline) -> str:
     started = time.monotonic()
     request = urllib.request.Request(url, headers={"User-Agent": "video-classification-pipeline"})
+    opener = urllib.request.build_opener(_DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline))
     try:
-        response = urllib.request.urlopen(request, timeout=limits.connect_timeout)  # noqa: S310 - asked for
+        response = opener.open(request, timeout=min(limits.connect_timeout, deadline.remaining() or 0.001))
     except urllib.error.HTTPError as error:
         raise VideoInputError(url, f"download failed: HTTP {error.code} {error.reason}") from None
     except urllib.error.URLError as error:

@@ -14,6 +14,11 @@ Secrets: ``training_args.bin`` (the Trainer's pickle of its arguments; a consume
 and one written by an older version may hold the Hub token) is never uploaded; ``recipe.yaml`` is uploaded with
 its secrets removed (``pipeline.redaction.redact_recipe``); and before anything is sent every file is checked
 for the token in use and for token-shaped strings: a file holding one stops the upload with its name.
+
+Only regular files inside the folder are read: a symbolic link anywhere in it (to a file or a folder, pointing
+outside the folder or inside it) stops ``prepare_model_dir_for_hub`` and the push before anything is written or
+sent, with the link and its target named. Following one would publish whatever it points to (``/etc/passwd``, a
+key), and writing the card or the remote code through one would change a file outside the folder.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -47,12 +53,44 @@ class SecretInUploadError(UserValueError):
     """A file about to be uploaded holds an access token; nothing was uploaded."""
 
 
+class LinkInModelDirError(UserValueError):
+    """The model folder holds a symbolic link; nothing was written or uploaded."""
+
+
+def regular_files(model_dir: str | Path) -> dict[str, Path]:
+    """Every regular file of ``model_dir`` that an upload takes (by path in the repo), walking without following
+    links; raises LinkInModelDirError naming every symbolic link met (ignored places, such as checkpoints and
+    hidden folders, are neither walked nor checked: nothing is read from them)."""
+    root = Path(model_dir)
+    files: dict[str, Path] = {}
+    links: list[str] = []
+    for folder, subfolders, names in os.walk(root, followlinks=False):
+        for name in sorted(subfolders + names):
+            path = Path(folder, name)
+            relative = path.relative_to(root).as_posix()
+            if _ignored(relative):
+                if name in subfolders:
+                    subfolders.remove(name)  # nothing under an ignored folder is uploaded
+                continue
+            if path.is_symlink():
+                links.append(f"{relative} -> {os.readlink(path)}")
+            elif name in names and path.is_file():  # fifos, sockets and devices are not files to publish
+                files[relative] = path
+    if links:
+        raise LinkInModelDirError(
+            f"{root}: nothing was written or sent: the folder holds {len(links)} symbolic link(s) "
+            f"({'; '.join(links[:10])}); publishing reads only regular files inside the folder: replace each "
+            "link by a copy of the file or remove it, and push again")
+    return dict(sorted(files.items()))
+
+
 def prepare_model_dir_for_hub(
     model_dir: str | Path, *, repo_id: Optional[str] = None, **card_kwargs: Any
 ) -> list[Path]:
     """Writes into a model folder what a Hub repo needs besides the model: README.md (card), figures/, the
     remote code files and ``custom_pipelines`` in config.json. Returns the files written."""
     model_dir = Path(model_dir)
+    regular_files(model_dir)  # a link would be written through (README.md, a code file) or published
     written = [write_model_card(model_dir, repo_id=repo_id, **card_kwargs)]
     written += sorted((model_dir / "figures").glob("*")) if (model_dir / "figures").is_dir() else []
     return written + write_remote_code(model_dir)
@@ -68,15 +106,11 @@ def hub_operations(
     """Every file of one upload: the folder's files, then the card, figures, remote code and the config with
     ``custom_pipelines``, generated fresh (later entries replace files of the same name)."""
     model_dir = Path(model_dir)
+    files: dict[str, Any] = dict(regular_files(model_dir))
     config_path = model_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path}: missing; --model_dir must be a saved model folder")
     config = json.loads(config_path.read_text())
-    files: dict[str, Any] = {}
-    for path in sorted(model_dir.rglob("*")):
-        relative = path.relative_to(model_dir).as_posix()
-        if path.is_file() and not _ignored(relative):
-            files[relative] = path
     if "recipe.yaml" in files:
         recipe = yaml.safe_load(Path(files["recipe.yaml"]).read_text()) or {}
         files["recipe.yaml"] = yaml.safe_dump(redact_recipe(recipe), sort_keys=False).encode("utf-8")

@@ -7,7 +7,8 @@
 Each line: {"window", "start", "end", "start_frame", "end_frame", "predictions": [{"label", "score"}...],
 "latency_ms", "inference_ms", "skipped"}. At the end a summary (frames, windows classified and skipped, latency
 median / p95 / max, whether it kept up, how far the reader fell behind the source's clock) goes to stderr as
-one JSON line. Cameras, network streams and stdin are
+one JSON line; a file whose header declares more frames than decode (truncated) gets "damage" there and a
+WARNING line. Cameras, network streams and stdin are
 live: the classifier takes the latest complete window and skips the ones it had no time for. A file is read
 offline (every window) unless --realtime paces it at its frame rate, as a camera would deliver it.
 Exit status: 0, or 1 when the source cannot be opened or decoding fails.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -68,6 +70,9 @@ def set_compute_threads(threads: Optional[int]) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     from pipeline.inference import load_pipeline
+    from pipeline.user_errors import check_model_reference
+
+    check_model_reference(args.model)
 
     try:
         source = open_source(args.source, fps=args.fps, realtime=args.realtime)
@@ -104,10 +109,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         reader.join(timeout=5)
     summary = stats.summary(source.fps, plan, source.live)
     summary["frames"] = reader.frames_read
+    damage = source.damage(reader.frames_read) if args.max_frames is None else ""
+    if damage:  # the windows above were classified from a damaged file: say it, in the summary and as a warning
+        summary["damage"] = damage
+        logging.getLogger("pipeline.stream").warning("%s: damaged video (%s)", args.source, damage)
     summary["reader_lag_ms"] = round(1000.0 * reader.max_lag, 1) if source.live else None
     print(json.dumps(summary), file=sys.stderr, flush=True)
     return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.user_errors import one_line_errors, say_signals
+
+    say_signals("python -m pipeline.stream")
+    with one_line_errors("python -m pipeline.stream"):
+        sys.exit(main())

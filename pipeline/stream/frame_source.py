@@ -25,6 +25,9 @@ from .ring_buffer import FrameRing
 NETWORK_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "srt://", "udp://", "tcp://", "http://", "https://")
 # Network sources: give up on a silent server after this long (microseconds, FFmpeg's unit).
 NETWORK_TIMEOUT_US = 10_000_000
+# ... and on opening (connecting, the response headers, the first packets) after this long in all: FFmpeg's socket
+# timeout bounds each read, which a server trickling its headers never trips (PyAV's interrupt callback does)
+NETWORK_OPEN_TIMEOUT_S = 30.0
 DEFAULT_FPS = 25.0
 
 
@@ -37,6 +40,15 @@ class OpenedSource:
     name: str
     live: bool  # frames arrive in real time (camera, network, pipe): never wait for the classifier
     fps: float
+    declared_frames: int = 0  # what the container's header says it holds (0: it does not say)
+
+    def damage(self, frames_read: int) -> str:
+        """Why a file that ended after ``frames_read`` frames is damaged (the probe's rule: its header declares
+        more frames than decode, beyond a packed-B-frame AVI's placeholders), else ""."""
+        declared = self.declared_frames
+        if declared > frames_read + max(2, declared // 10):
+            return f"truncated: the header declares {declared} frames, {frames_read} decode"
+        return ""
 
 
 def source_kind(source: str) -> str:
@@ -61,6 +73,7 @@ def open_source(source: str, *, fps: Optional[float] = None, realtime: bool = Fa
             options["framerate"] = f"{fps:g}"
     elif kind == "network":
         options["timeout"] = str(NETWORK_TIMEOUT_US)
+        open_kwargs["timeout"] = (NETWORK_OPEN_TIMEOUT_S, NETWORK_TIMEOUT_US / 1e6)
         if source.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = "tcp"  # UDP loses packets, i.e. frames, on busy networks
     elif kind == "file":
@@ -71,6 +84,9 @@ def open_source(source: str, *, fps: Optional[float] = None, realtime: bool = Fa
     target = sys.stdin.buffer if kind == "stdin" else source
     try:
         container = av.open(target, mode="r", options=options, metadata_errors="ignore", **open_kwargs)
+    except av.ExitError:  # the interrupt callback ended the opening: the time limit passed
+        raise VideoDecodeError(source, f"not opened within {NETWORK_OPEN_TIMEOUT_S:g} s (connecting, the response "
+                                       "headers and the first packets)") from None
     except (av.FFmpegError, OSError, ValueError) as error:
         raise VideoDecodeError(source if kind != "stdin" else "stdin", f"cannot open ({error})") from None
     if not container.streams.video:
@@ -80,7 +96,7 @@ def open_source(source: str, *, fps: Optional[float] = None, realtime: bool = Fa
     stream.codec_context.thread_count = 1
     rate = fps or float(stream.average_rate or stream.guessed_rate or 0) or DEFAULT_FPS
     live = kind != "file" or realtime
-    return OpenedSource(container, stream, source, live, rate)
+    return OpenedSource(container, stream, source, live, rate, int(stream.frames or 0) if kind == "file" else 0)
 
 
 class FrameReader(threading.Thread):

@@ -7,6 +7,11 @@ source the classifier always takes the latest complete window: when the model is
 windows in between are skipped (and counted), never frames: the reader keeps every frame in the ring. A file
 read offline is classified window by window, none skipped.
 
+The windows over a file are ``pipeline(video, timeline=True, window_frames=W, stride_frames=S)``'s: every
+``stride`` frames while a whole window fits, then, when the strides do not land on the end, a last window ending
+at the last frame; a stream shorter than one window is one window of all its frames (the model's clip sampling
+then applies its short-video rule, as the timeline does).
+
 Latency of a window: from the arrival of its last frame to its result; ``inference_ms`` is the pipeline call.
 """
 
@@ -101,20 +106,30 @@ def classify_windows(classifier, ring: FrameRing, plan: WindowPlan, *, fps: floa
     stats = stats if stats is not None else StreamStats()
     started = time.monotonic()
     next_start = 0
+    covered = 0  # frames [0, covered) are in a classified window
+    number = -1
     while True:
         available = ring.wait_for(next_start + plan.window)
         if available < next_start + plan.window:  # closed before the window completed
             if ring.error is not None:
                 raise ring.error
-            break
-        start = next_start
-        if live:
-            # the latest complete window on the stride grid; the ones before it are skipped
-            latest = next_start + (ring.count - plan.window - next_start) // plan.stride * plan.stride
-            stats.skipped_windows += (latest - next_start) // plan.stride
-            start = latest
-        frames, ready_at = ring.window(start, start + plan.window)
-        ring.hold_from(start + plan.stride)
+            # the frames after the last whole window of a file (or a stream shorter than one window): one last
+            # window ending at the last frame, as the timeline's; a live stream ends on its latest whole window
+            start = max(0, ring.count - plan.window)
+            if ring.count <= covered or (live and covered) or start < ring.count - ring.capacity:
+                break
+            end = ring.count
+        else:
+            start = next_start
+            if live:
+                # the latest complete window on the stride grid; the ones before it are skipped
+                latest = next_start + (ring.count - plan.window - next_start) // plan.stride * plan.stride
+                stats.skipped_windows += (latest - next_start) // plan.stride
+                start = latest
+            end = start + plan.window
+        frames, ready_at = ring.window(start, end)
+        # offline, keep what a last window ending at the last frame may need (it starts after this one)
+        ring.hold_from(start + plan.stride if live else start + 1)
         began = time.monotonic()
         predictions = classifier(frames, top_k=top_k)
         done = time.monotonic()
@@ -123,17 +138,21 @@ def classify_windows(classifier, ring: FrameRing, plan: WindowPlan, *, fps: floa
         stats.windows += 1
         stats.latencies_ms.append(latency)
         stats.inference_ms.append(inference)
+        number = max(number + 1, start // plan.stride)
         yield {
-            "window": start // plan.stride,
+            "window": number,
             "start": round(start / fps, 3),
-            "end": round((start + plan.window) / fps, 3),
+            "end": round(end / fps, 3),
             "start_frame": start,
-            "end_frame": start + plan.window,
+            "end_frame": end,
             "predictions": [{"label": p["label"], "score": round(float(p["score"]), 5)} for p in predictions],
             "latency_ms": round(latency, 1),
             "inference_ms": round(inference, 1),
             "skipped": stats.skipped_windows,
         }
+        covered = end
+        if end == ring.count and ring.closed:
+            break
         next_start = start + plan.stride
     stats.frames = ring.count
     stats.seconds = time.monotonic() - started

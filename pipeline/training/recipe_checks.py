@@ -10,12 +10,22 @@ evaluation is on (a video folder whose classes have too few groups to hold one o
 and what to change, instead of a KeyError at the first evaluation.
 
 ``report_short_videos`` says once how many videos are shorter than a clip's span (their clips repeat frames).
+
+``check_numeric_fields`` runs in ``parse_args``, before any dataclass is built: every int or float field of the
+argument dataclasses, ``TrainingArguments``' own included, is checked by its declared type (a number of that
+type, finite), its sign (no negative value unless the field's default is negative, a sentinel such as
+``max_steps: -1``) and, for sizes and counts (a positive default and a name ending in ``_size``, ``_steps``,
+``_epochs`` or starting with ``num_``), that it is above 0. The rules come from the dataclasses, so a key a new
+transformers release adds is checked without a change here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import types
+import typing
 from numbers import Integral, Real
 from typing import Any, Optional
 
@@ -42,6 +52,54 @@ def _fraction(key: str, value: Any) -> None:
 def _choice(key: str, value: Any, choices) -> None:
     if value not in choices:
         raise RecipeError(f"{key}: {value!r} is not one of {' | '.join(choices)}")
+
+
+def _numeric_type(annotation) -> tuple[Optional[type], bool]:
+    """(int or float, whether None is allowed) of a field annotation; (None, _) for anything not plainly one."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and rest[0] in (int, float):
+            return rest[0], len(rest) < len(args)
+        return None, False
+    return (annotation, False) if annotation in (int, float) else (None, False)
+
+
+def _is_count(name: str, default: Any) -> bool:
+    """A size or a count that 0 makes meaningless (a batch size, accumulation steps, logging every N steps)."""
+    return (isinstance(default, Real) and not isinstance(default, bool) and default > 0
+            and (name.endswith(("_size", "_steps", "_epochs")) or name.startswith("num_")))
+
+
+def check_numeric_fields(classes, values: dict[str, Any]) -> None:
+    """RecipeError for the first int / float field of ``classes`` whose value in ``values`` has the wrong type,
+    is not finite, or is out of range (see the module docstring)."""
+    for cls in classes:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # noqa: BLE001 - an annotation this Python cannot resolve: use the raw one
+            hints = {}
+        for field in dataclasses.fields(cls):
+            if not field.init or field.name not in values:
+                continue
+            kind, optional = _numeric_type(hints.get(field.name, field.type))
+            if kind is None:
+                continue
+            value, name = values[field.name], field.name
+            default = field.default if field.default is not dataclasses.MISSING else None
+            if value is None and (optional or default is None):
+                continue
+            wanted = "an integer" if kind is int else "a number"
+            if isinstance(value, bool) or not isinstance(value, Integral if kind is int else Real):
+                raise RecipeError(f"{name}: {value!r} is not possible; it must be {wanted}")
+            if not math.isfinite(value):
+                raise RecipeError(f"{name}: {value!r} is not possible; it must be a finite number")
+            negative_default = isinstance(default, Real) and default < 0
+            if value < 0 and not (negative_default and value == default):
+                allowed = f" (or {default} for its default)" if negative_default else ""
+                raise RecipeError(f"{name}: {value!r} is not possible; it must be at least 0{allowed}")
+            if value <= 0 and _is_count(name, default):
+                raise RecipeError(f"{name}: {value!r} is not possible; it must be above 0")
 
 
 def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
@@ -78,6 +136,12 @@ def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
     except ValueError as error:
         raise RecipeError(str(error)) from None
     check_model_frames(model_args, data_args)
+    if training_args is not None and training_args.push_to_hub:
+        # the Trainer pushes the folder (at each save with hub_strategy every_save): a symbolic link in it would
+        # publish what it points to; stop before any training (train.py checks again before the last push)
+        from pipeline.publish.hub import regular_files
+
+        regular_files(training_args.output_dir)
 
 
 def _model_config(model_args) -> Optional[Any]:

@@ -62,6 +62,21 @@ def _newest_file(folder: Path) -> Optional[Path]:
     return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
 
 
+def _failed_file(folder: Path, error: BaseException) -> Path:
+    """The file whose write failed: the one the OSError names (anywhere in the exception's chain); for a
+    safetensors failure (its errors name no file) the weights file; else the file written last."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.filename:
+            return Path(os.fsdecode(seen.filename))
+        seen = seen.__cause__ or seen.__context__
+    if "safetensor" in f"{type(error).__name__} {error}".lower():
+        weights = sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
+        # the file being written is the newest; none yet: the write failed as it began, on the first file
+        return weights[-1] if weights else folder / "model.safetensors"
+    return _newest_file(folder) or folder
+
+
 def _estimated_need(folder: Path, model) -> tuple[Optional[int], str]:
     """Bytes a checkpoint needs: the size of the run's last whole checkpoint, else weights x 3 (Adam)."""
     run = folder.parent
@@ -84,7 +99,7 @@ def checkpoint_writes(folder: str | os.PathLike, *, model=None, is_checkpoint: b
         if not is_write_failure(error):
             raise
         folder = Path(folder)
-        target = _newest_file(folder) or folder
+        target = _failed_file(folder, error)
         free = _free_space(folder)
         need, basis = _estimated_need(folder, model)
         cause = str(error).strip() or type(error).__name__
