@@ -57,7 +57,7 @@ def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
     span = 7 * 4 + 1
     start = (60 - span) // 2
     assert numbers == list(range(start, start + span, 4)) or numbers == list(range(start + 1, start + 1 + span, 4))
-    view = load_views(str(good), processor_or_prep=IDENTITY, num_frames=8, rate=4)
+    view = load_views(str(good), ClipSpec(8, 4, preprocessing=IDENTITY))
     torch.testing.assert_close(sample["pixel_values"], view[0])
 
 

@@ -44,9 +44,9 @@ import torch
 
 from pipeline.benchmark import corpus as ucf101_like
 from pipeline.benchmark.cpu_time import children_cpu_s
-from pipeline.inference.decoding import (
-    VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
-)
+from pipeline.data.video_files import videos_under
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.decoding import VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
                    "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
@@ -169,7 +169,7 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: not a folder")
     videos: dict[str, list[str]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+    for path in videos_under(folder):
         try:
             codec = probe_video(path, skip_table=False, check_seeks=False).codec
         except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)
@@ -299,6 +299,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
         else:
             methods["torchcodec_exact"] = method
     rng = np.random.default_rng(args.seed)
+    spec = ClipSpec(args.frames, args.rate)  # a training clip of the contract's default strategy
     results = {}
     for kind, paths in videos.items():
         clips = (clips_per_kind or {}).get(kind, args.clips)
@@ -311,7 +312,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
             info = infos[path]
             reference = sequential_decode(path)
             for _ in range(count):
-                indices = train_clip_indices(info.num_frames, args.frames, args.rate, rng=rng)
+                indices = spec.train_clip(info.num_frames, rng)
                 expected = reference[indices]
                 for name, method in methods.items():
                     _time_one(tallies[name], method, path, indices, info, expected)
@@ -357,7 +358,6 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
 
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.training.augmentation import AugmentationSettings
-    from pipeline.inference.clip_spec import ClipSpec
     from pipeline.training.clip_transform import ClipTransform
     from pipeline.training.collate import VideoCollator
 

@@ -48,8 +48,7 @@ ClipLoader = Callable[[str, Any], tuple[torch.Tensor, torch.Tensor]]
 
 def spec_facts(spec: ClipSpec) -> dict[str, Any]:
     """The contract's sampling and views as plain values (metrics.json, the report)."""
-    return {"num_frames": spec.num_frames, "rate": spec.rate, "strategy": spec.strategy, "short": spec.short,
-            "num_clips": spec.num_clips, "num_crops": spec.num_crops, "recorded_in_config": spec.recorded}
+    return {**spec.fields(), "recorded_in_config": spec.recorded}
 
 
 def _video_path(value: Any) -> str:

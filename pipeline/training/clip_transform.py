@@ -99,7 +99,7 @@ class ClipTransform:
             pixel_values = augment_batch(self.augmentation, clips.frames, clips.sizes, clips.augment)
         else:
             pixel_values = torch.cat([
-                clip_views(clips.frames[i, :, :h, :w], torch.arange(clips.frames.shape[1])[None], self.prep)
+                clip_views(clips.frames[i, :, :h, :w], torch.arange(clips.frames.shape[1])[None], self.prep, 1)
                 for i, (h, w) in enumerate(clips.sizes.tolist())])
         shared = empty_batch(tuple(pixel_values.shape), pixel_values.dtype)
         shared.copy_(pixel_values)
