@@ -28,6 +28,8 @@ from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
+from pipeline.data.streaming import (StreamCollator, is_stream, manifest_class_counts, prepare_for_trainer,
+                                     split_length, stream_labels)
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.training.augmentation import AugmentationSettings
 from pipeline.training.device_batch import DeviceBatch
@@ -221,34 +223,46 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
 
     with training_args.main_process_first(desc="dataset preparation"):
         splits = build_dataset(data_args)
+        streamed = is_stream(splits)  # shards / streaming: probed when written, nothing to probe or cut here
         counts = VideoCounts(training_args.output_dir, splits, is_main_process=training_args.should_save)
-        splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
+        splits, skipped = (splits, []) if streamed else add_video_info(splits, num_proc=data_args.probe_num_proc)
     counts.probed(skipped)
     if skipped:
         logger.warning("%d unreadable video(s) left out: %s", len(skipped), "; ".join(f"{p} ({r})" for p, r in skipped))
-    for name in splits:
+    for name in [] if streamed else splits:
         limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
         if limit is not None and limit < len(splits[name]):
             splits[name] = splits[name].shuffle(seed=data_args.split_seed).select(range(limit))
             counts.limited(name, limit)
-    check_splits(splits, data_args, evaluation_on=training_args.eval_strategy != "no")
+    if not streamed:
+        check_splits(splits, data_args, evaluation_on=training_args.eval_strategy != "no")
     labels = splits["train"].features["label"].names
-    logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
+    logger.info("data: %s; %d classes", {k: split_length(v) for k, v in splits.items()}, len(labels))
 
     fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels),
-                                       splits["train"]["label"])
+                                       stream_labels(splits["train"], manifest_class_counts(data_args))
+                                       if streamed and run_args.class_weighting != "none" else
+                                       [] if streamed else splits["train"]["label"])
     set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
     model, processor = build_model(model_args, data_args, labels, run_args)
     model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
-    report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
-                        data_args.short_video)
+    if not streamed:
+        report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate,
+                            data_args.sampling_strategy, data_args.short_video)
     if training_args.gradient_checkpointing:
         model.config.use_cache = False
     train_transform, eval_transform, device_batch = build_clip_transforms(
         data_args, model, processor, training_args.device)
     logger.info("training clips are augmented and normalised on the %s", train_transform.placement)
-    train_ds = splits["train"].with_transform(train_transform)
-    eval_ds = splits["validation"].with_transform(counts.wrap(eval_transform)) if "validation" in splits else None
+    if streamed:
+        loader_sets = prepare_for_trainer(splits, data_args, training_args, train_transform)
+        collator = StreamCollator(VideoCollator(), counts.wrap(eval_transform))
+    else:
+        collator = VideoCollator()
+        loader_sets = {name: split.with_transform(train_transform if name == "train" else counts.wrap(eval_transform))
+                       for name, split in splits.items()}
+    train_ds = loader_sets["train"]
+    eval_ds = loader_sets.get("validation")
     if eval_ds is None and training_args.eval_strategy != "no":
         logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
         training_args.eval_strategy = "no"
@@ -262,7 +276,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         args=training_args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
-        data_collator=VideoCollator(),
+        data_collator=collator,
         compute_metrics=compute_metrics_fn(),
         processing_class=processor,
         callbacks=callbacks,
@@ -273,7 +287,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
     trainer.save_model()  # also saves the processor (processing_class)
     train_metrics = dict(train_result.metrics)
-    train_metrics["train_samples"] = len(splits["train"])
+    train_metrics["train_samples"] = split_length(splits["train"])
     train_metrics["skipped_videos"] = len(skipped)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
@@ -284,7 +298,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     # eval dataloader, and evaluate(test_ds) would silently score the validation set again.
     final_sets = {"validation": eval_ds} if eval_ds is not None else {}
     if "test" in splits:
-        final_sets["test"] = splits["test"].with_transform(counts.wrap(eval_transform))
+        final_sets["test"] = loader_sets["test"]
     trainer.eval_dataset = final_sets
     for name, prefix in (("validation", "eval"), ("test", "test")):
         if name not in final_sets:
