@@ -26,7 +26,7 @@ logger = logging.getLogger("pipeline.evaluation")
 
 # DataArguments fields that say which videos make which split: taken from the run's recipe unless given here.
 DATA_FIELDS = ("dataset", "dataset_dir", "splits_dir", "ucf101_split", "validation_fraction", "test_fraction",
-               "split_seed", "video_column", "label_column", "on_missing_video")
+               "split_seed", "video_column", "label_column", "on_missing_video", "streaming")
 
 
 def run_data_arguments(args: argparse.Namespace):
@@ -51,8 +51,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="trained model folder or Hub id")
     data = parser.add_argument_group(
         "data (default: the training run's own, from MODEL/recipe.yaml; else ucf101 and the defaults of train.py)")
-    data.add_argument("--dataset", choices=["ucf101", "demo", "videofolder", "hf"])
-    data.add_argument("--dataset_dir", help="UCF101 / demo / video folder, or datasets name or path")
+    data.add_argument("--dataset", choices=["ucf101", "demo", "videofolder", "hf", "webdataset"])
+    data.add_argument("--dataset_dir", help="UCF101 / demo / video folder, datasets name or path, or the shards' "
+                                            "folder or glob (webdataset)")
+    data.add_argument("--streaming", type=lambda v: v.lower() in ("1", "true", "yes"), default=None,
+                      help="hf: stream the dataset, videos decoded from bytes in memory (true/false)")
     data.add_argument("--split", default="test", help="split to evaluate (default: test)")
     data.add_argument("--ucf101_split", type=int, help="official UCF101 split 1, 2 or 3")
     data.add_argument("--splits_dir", help="UCF101 ucfTrainTestlist folder, if elsewhere")
@@ -95,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """The command line: load the model and the split, evaluate, write everything to --output_dir."""
     from pipeline.data.metadata import add_video_info
     from pipeline.data.sources import build_dataset
+    from pipeline.data.streaming import is_stream
 
     args = parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -107,9 +111,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
             raise UserValueError(f"--split {args.split!r} is not in the dataset (it has: {', '.join(splits)})")
         dataset = splits[args.split]
-        if args.max_videos is not None and args.max_videos < len(dataset):
-            dataset = dataset.select(range(args.max_videos))
-        dataset, skipped = add_video_info(dataset)
+        if is_stream(splits):  # shards carry their probes; a Hub stream is probed from memory while decoding
+            skipped = []
+            if args.max_videos is not None:
+                dataset = dataset.take(args.max_videos)
+        else:
+            if args.max_videos is not None and args.max_videos < len(dataset):
+                dataset = dataset.select(range(args.max_videos))
+            dataset, skipped = add_video_info(dataset)
     extra: dict[str, Any] = {}
     if args.zero_shot:
         from pipeline.evaluation.zero_shot import DEFAULT_TEMPLATE, load_zero_shot_classifier
