@@ -171,3 +171,27 @@ def test_training_stream_is_shuffled_per_epoch_and_complete(shards, tmp_path):
 def test_a_missing_manifest_is_one_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json not found.*pipeline.data.shards"):
         load_webdataset(str(tmp_path))
+
+
+def test_a_resumed_stream_continues_without_repeats(shards, tmp_path):
+    # what the Trainer does on resume: skip the batches of the epoch already trained on (accelerate's
+    # skip_first_batches), in a fresh loader; a seeded stream gives the same order again
+    from accelerate import skip_first_batches
+    from torch.utils.data import DataLoader
+
+    root, manifest = shards
+
+    def names(batch):
+        return {"name": [v["path"] for v in batch["video"]]}
+
+    def loader():
+        stream = load_webdataset(str(root), cache_dir=str(tmp_path / "hf"))["train"]
+        stream = training_stream(stream, names, batch_size=2, seed=7, shuffle_buffer_size=5)
+        stream.set_epoch(1)
+        return DataLoader(stream, batch_size=2, num_workers=2, collate_fn=lambda rows: [r["name"] for r in rows])
+
+    full = list(loader())
+    resumed = list(skip_first_batches(loader(), 3))
+    assert resumed == full[3:]
+    seen = [name for batch in full[:3] + resumed for name in batch]
+    assert len(seen) == len(set(seen)) == manifest["splits"]["train"]["samples"]
