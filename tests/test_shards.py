@@ -195,3 +195,37 @@ def test_a_resumed_stream_continues_without_repeats(shards, tmp_path):
     assert resumed == full[3:]
     seen = [name for batch in full[:3] + resumed for name in batch]
     assert len(seen) == len(set(seen)) == manifest["splits"]["train"]["samples"]
+
+
+def test_hf_dataset_streamed_with_bytes_in_memory(video_folder, tmp_path):
+    # a dataset whose videos are stored in its Parquet files (what the Hub holds), read with streaming=True
+    import datasets
+
+    from pipeline.data.sources import build_dataset
+
+    features = datasets.Features({"video": datasets.Video(), "label": datasets.ClassLabel(names=list(CLASSES))})
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    expected = {}
+    for split, groups in (("train", (1, 2)), ("validation", (3,)), ("test", (4,))):
+        rows = [{"video": {"bytes": path.read_bytes(), "path": path.name}, "label": CLASSES.index(label)}
+                for label in CLASSES for group in groups
+                for path in sorted((video_folder / label).glob(f"v_{label}_g{group:02d}_*"))]
+        datasets.Dataset.from_list(rows, features=features).to_parquet(str(folder / f"{split}.parquet"))
+        expected[split] = {row["video"]["path"]: row for row in rows}
+    data_args = DataArguments(dataset="hf", dataset_dir=str(folder), streaming=True)
+    streams = build_dataset(data_args)
+    assert list(streams) == ["train", "validation", "test"]
+    assert streams["test"].features["label"].names == list(CLASSES)
+    for split, stream in streams.items():
+        rows = list(stream)
+        assert len(rows) == len(expected[split])
+        for row in rows:
+            source = expected[split][row["video"]["path"]]
+            assert row["video"]["bytes"] == source["video"]["bytes"] and row["label"] == source["label"]
+            assert row["group"] == row["video"]["path"].rsplit("_c", 1)[0][2:]  # UCF-style name: Class_gNN
+        row = rows[0]
+        info = probe_video(video_source(row["video"]))  # no stored probe: probed from memory
+        original = video_folder / CLASSES[row["label"]] / row["video"]["path"]
+        assert info.to_dict() == probe_video(original).to_dict()
+    assert not (tmp_path / "parquet" / "extracted_videos").exists()

@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import math
+import os
 import posixpath
 from typing import Any, Optional
 
@@ -167,7 +168,8 @@ def load_hf_stream(name_or_path: str, video_column: str = "video", label_column:
                    revision: Optional[str] = None, cache_dir: Optional[str] = None) -> IterableDatasetDict:
     """A ``datasets`` dataset read with ``streaming=True``: the source's own train / validation / test splits
     (a stream cannot be carved by group without reading it whole: write shards for that), ClassLabel labels,
-    videos as bytes (``Video(decode=False)``)."""
+    videos as bytes (``Video(decode=False)``: Parquet / Hub datasets hold them) or paths of local files (a local
+    folder dataset), read where they are."""
     from pipeline.data.hf_video_dataset import _pick_splits
 
     raw = datasets.load_dataset(name_or_path, name=config_name, revision=revision, cache_dir=cache_dir,
@@ -202,9 +204,11 @@ def load_hf_stream(name_or_path: str, video_column: str = "video", label_column:
 
         def normalise(row, split_name=split_name):
             cell = row[video_column]
-            if not isinstance(cell, dict) or cell.get("bytes") is None:
-                raise ValueError(f"{name_or_path} split {split_name!r}: a video holds no bytes ({cell!r:.80}); "
-                                 "streaming reads videos stored in the dataset, not paths to files elsewhere")
+            if isinstance(cell, str):
+                cell = {"bytes": None, "path": cell}
+            if not isinstance(cell, dict) or (cell.get("bytes") is None and not os.path.isfile(cell.get("path") or "")):
+                raise ValueError(f"{name_or_path} split {split_name!r}: a video holds neither bytes nor the path of a "
+                                 f"readable local file ({str(cell)[:80]})")
             path = cell.get("path") or ""
             group = row[group_column] if group_column else (parse_ucf_group(path) if path else None)
             return {"video": {"bytes": cell["bytes"], "path": path}, "label": row[label_column],
