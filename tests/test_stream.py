@@ -18,7 +18,7 @@ import pytest
 from pipeline.stream import FrameRing, StreamStats, WindowPlan, classify_windows
 from pipeline.stream.__main__ import main as stream_main
 
-from deployment_models import CRICKET_CLIP, I3D_TARBALL, REPO, converted_i3d
+from deployment_models import CRICKET_CLIP, REPO, asset, converted_i3d
 
 
 def _frame(i: int) -> np.ndarray:
@@ -212,7 +212,6 @@ def test_demo_model_keeps_up_in_real_time(trained_demo, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not I3D_TARBALL.exists(), reason=f"asset {I3D_TARBALL} is missing")
 def test_kinetics_i3d_skips_windows_in_real_time(tmp_path_factory):
     """I3D (64 x 224 x 224) on a CPU is slower than a new window every 1.28 s: it skips windows and counts them,
     reads every frame, and its latency does not grow (it always takes the latest window)."""
@@ -221,7 +220,7 @@ def test_kinetics_i3d_skips_windows_in_real_time(tmp_path_factory):
     from pipeline.data.demo import write_video
 
     i3d = converted_i3d(tmp_path_factory.getbasetemp())
-    with av.open(str(CRICKET_CLIP)) as container:
+    with av.open(str(asset(CRICKET_CLIP))) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     video = tmp_path_factory.mktemp("i3d-stream") / "cricket_x3.avi"
     write_video(video, np.concatenate([frames] * 3), 25)  # 240 frames, 9.6 s

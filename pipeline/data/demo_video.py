@@ -95,13 +95,18 @@ def write_demo_video(path: str | Path, classes: Sequence[str] = DEFAULT_SEQUENCE
     return segments
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m pipeline.data.demo_video``."""
     parser = argparse.ArgumentParser(prog="python -m pipeline.data.demo_video", description=__doc__.split("\n")[0])
     parser.add_argument("--output", required=True, help="video file to write (.avi)")
     parser.add_argument("--classes", nargs="+", default=list(DEFAULT_SEQUENCE), help="demo classes in order")
     parser.add_argument("--repeat", type=int, default=1, help="repeat the sequence (new clips each time)")
     parser.add_argument("--clip", type=int, default=0, help="which unseen clips (another number, other clips)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
     segments = write_demo_video(args.output, list(args.classes) * args.repeat, clip=args.clip)
     print(f"wrote {args.output}: {len(segments)} segments, {segments[-1].end_frame} frames")
     return Path(args.output)
