@@ -3,7 +3,6 @@
 import json
 import tarfile
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest

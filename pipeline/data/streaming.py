@@ -10,9 +10,11 @@ manifest or the source's ClassLabel. How many videos each split holds is kept wh
 (``IterableDataset.info.splits``): the Trainer needs ``max_steps`` for a stream, and ``training_steps`` turns
 ``num_train_epochs`` into it.
 
-Per rank and per loader worker, a stream reads its own shards: ``split_dataset_by_node`` where we iterate ourselves
-(multi-view evaluation), accelerate's own sharding of a ``datasets.IterableDataset`` (``IterableDataset.shard``)
-under the Trainer, and ``datasets`` splits a rank's shards between its loader workers. Training streams are
+Per rank and per loader worker, a training stream reads its own shards: accelerate shards a
+``datasets.IterableDataset`` itself under the Trainer (``IterableDataset.shard``; a second split by
+``split_dataset_by_node`` would split each rank's share again), and ``datasets`` splits a rank's shards between its
+loader workers. Multi-view evaluation, which iterates itself, splits with ``split_dataset_by_node``. The Trainer's
+evaluation splits a stream by batches instead (``EvaluationStream``: equal step counts on every rank). Training streams are
 shuffled by shard order and a buffer of ``shuffle_buffer_size`` videos, reseeded every epoch (the Trainer calls
 ``set_epoch``).
 """
