@@ -240,10 +240,12 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     labels = splits["train"].features["label"].names
     logger.info("data: %s; %d classes", {k: split_length(v) for k, v in splits.items()}, len(labels))
 
-    fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels),
-                                       stream_labels(splits["train"], manifest_class_counts(data_args))
-                                       if streamed and run_args.class_weighting != "none" else
-                                       [] if streamed else splits["train"]["label"])
+    if streamed:  # a stream's labels are not read ahead: class weights take the shards' per-class counts
+        train_labels = (stream_labels(splits["train"], manifest_class_counts(data_args))
+                        if run_args.class_weighting != "none" else [])
+    else:
+        train_labels = splits["train"]["label"]
+    fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels), train_labels)
     set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
     model, processor = build_model(model_args, data_args, labels, run_args)
     model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
