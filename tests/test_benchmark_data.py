@@ -9,6 +9,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 import pipeline.benchmark.data as bench
+from pipeline.benchmark.corpus import PROBE_LAYOUTS_SEEN, PROBE_LAYOUTS_UNSEEN
 from conftest import CRICKET_CLIP, asset
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.clip_transform import ClipTransform
@@ -24,6 +25,8 @@ TINY = ["--num_videos", "1", "--video_size", "48", "64", "--seconds", "1.6", "2.
         "--size", "32", "--batch_size", "2"]
 # the UCF101-shaped corpus at its real size, 4 videos: 3 packed, 1 unpacked
 CORPUS = ["--corpus_classes", "1", "--corpus_videos_per_class", "4"]
+# one short video per layout of both probe-cost corpora
+PROBE_COST = ["--probe_cost_videos", "1", "--probe_cost_frames", "24", "30", "--probe_cost_repeats", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +39,7 @@ def report(corpus_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out") / "data.json"
     args = ["--workdir", str(corpus_dir), *CORPUS, "--kinds", *KINDS, *REAL, "--clips", "6", "--check_clips", "5",
             "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--stream_epochs", "2", "--stream_workers", "1",
-            "--json", str(out), *TINY]
+            "--json", str(out), *TINY, *PROBE_COST]
     returned = bench.main(args)
     written = json.loads(out.read_text())
     assert written["decode"].keys() == returned["decode"].keys()
@@ -105,6 +108,23 @@ def test_streaming_from_shards_is_compared_with_files_on_the_same_videos(report)
         assert len(stream[f"{name}_rss_mb_per_epoch"]) == 2 and all(m > 0 for m in stream[f"{name}_rss_mb_per_epoch"])
     assert stream["stream_vs_files"] == pytest.approx(stream["stream_clips_per_cpu_s"] / stream["files_clips_per_cpu_s"])
     assert "streaming from shards vs reading files" in bench.format_tables(report)
+
+
+def test_probe_cost_in_full_decodes_per_group_and_layout(report):
+    cost = report["probe_cost"]
+    assert list(cost) == ["seen", "unseen"]
+    for corpus, layouts in (("seen", PROBE_LAYOUTS_SEEN), ("unseen", PROBE_LAYOUTS_UNSEEN)):
+        summary = cost[corpus]["probes"]["probe_video"]
+        assert list(summary["groups"]) == list(bench.PROBE_GROUPS)
+        real = [bench.PROBE_REAL_LAYOUT] if corpus == "seen" and REAL else []
+        expected = [layout.name for layout in layouts] + real
+        assert list(summary["layouts"]) == expected
+        for row in [*summary["groups"].values(), *summary["layouts"].values()]:
+            assert 0 < row["median"] <= row["worst"] and row["probe_ms_per_video"] > 0
+        # the group comes from the decoded frames: the layouts without B-frames make up that group
+        rows = [r for r in cost[corpus]["videos"] if r["layout"] != bench.PROBE_REAL_LAYOUT]
+        assert {r["layout"] for r in rows if r["group"] == "without B-frames"} == {
+            layout.name for layout in layouts if layout.b_frames == 0}
 
 
 def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):
