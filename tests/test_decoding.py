@@ -481,6 +481,7 @@ def test_empty_request_returns_an_empty_array(videos):
 def test_bytes_in_memory_probe_and_decode_like_the_file(kind, videos, references):
     # streamed shards hand the decoder the video's bytes: same probe, same frames, no file written
     import io
+    from pathlib import Path
 
     if kind not in videos:
         pytest.skip("real clip asset missing")
