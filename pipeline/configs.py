@@ -87,10 +87,23 @@ class DataArguments:
     """Which videos, how they are split, sampled and augmented."""
 
     dataset: str = field(
-        default="ucf101", metadata={"help": "ucf101 | demo | videofolder | hf (a datasets dataset, Hub id or local)."}
+        default="ucf101",
+        metadata={"help": "ucf101 | demo | videofolder | hf (a datasets dataset, Hub id or local) | webdataset (tar "
+                          "shards of python -m pipeline.data.shards, streamed)."},
     )
     dataset_dir: Optional[str] = field(
-        default=None, metadata={"help": "UCF101 folder, demo folder, video folder, or datasets name/path."}
+        default=None,
+        metadata={"help": "UCF101 folder, demo folder, video folder, datasets name/path, or the shards' folder / glob."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "hf: stream the dataset (videos decoded from bytes in memory, no local copy); webdataset "
+                          "always streams."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streams: training videos held in the shuffle buffer of each loader worker (their bytes "
+                          "stay in memory; shard order is shuffled too). 0 or 1: no buffer."},
     )
     splits_dir: Optional[str] = field(default=None, metadata={"help": "UCF101 ucfTrainTestlist folder if elsewhere."})
     ucf101_split: int = field(default=1, metadata={"help": "Official UCF101 split: 1, 2 or 3."})

@@ -22,6 +22,7 @@ from transformers import EarlyStoppingCallback
 
 from pipeline.configs import parse_args, resolved_recipe
 from pipeline.training.collate import VideoCollator
+from pipeline.data.streaming import StreamCollator, manifest_class_counts, prepare_for_trainer, split_length, stream_labels
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.process_exit import run_or_exit
 from pipeline.publish.model_card import write_run_card
@@ -137,16 +138,30 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         data_args, counts_dir=training_args.output_dir, is_main_process=training_args.should_save,
         evaluation_on=training_args.eval_strategy != "no",
         one_process_first=lambda: training_args.main_process_first(desc="dataset preparation"))
-    splits, skipped, counts = prepared.splits, prepared.skipped, prepared.counts
+    splits, skipped, counts, streamed = prepared.splits, prepared.skipped, prepared.counts, prepared.streamed
     labels = splits["train"].features["label"].names
-    logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
+    logger.info("data: %s; %d classes", {k: split_length(v) for k, v in splits.items()}, len(labels))
 
-    run = build_run(model_args, data_args, run_args, training_args, labels, splits["train"]["label"], splits)
+    if streamed:  # a stream's labels are not read ahead: class weights take the shards' per-class counts
+        train_labels = (stream_labels(splits["train"], manifest_class_counts(data_args))
+                        if run_args.class_weighting != "none" else [])
+    else:
+        train_labels = splits["train"]["label"]
+    # a stream is not read ahead, so its short videos are not counted before training
+    run = build_run(model_args, data_args, run_args, training_args, labels, train_labels,
+                    None if streamed else splits)
     model, processor, fine_tuning = run.model, run.processor, run.fine_tuning
     train_transform, eval_transform = run.train_transform, run.eval_transform
     logger.info("training clips are augmented and normalised on the %s", train_transform.placement)
-    train_ds = splits["train"].with_transform(train_transform)
-    eval_ds = splits["validation"].with_transform(counts.wrap(eval_transform)) if "validation" in splits else None
+    if streamed:
+        loader_sets = prepare_for_trainer(splits, data_args, training_args, train_transform)
+        collator = StreamCollator(VideoCollator(), counts.wrap(eval_transform))
+    else:
+        collator = VideoCollator()
+        loader_sets = {name: split.with_transform(train_transform if name == "train" else counts.wrap(eval_transform))
+                       for name, split in splits.items()}
+    train_ds = loader_sets["train"]
+    eval_ds = loader_sets.get("validation")
     if eval_ds is None and training_args.eval_strategy != "no":
         logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
         training_args.eval_strategy = "no"
@@ -160,7 +175,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         args=training_args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
-        data_collator=VideoCollator(),
+        data_collator=collator,
         compute_metrics=compute_metrics_fn(),
         processing_class=processor,
         callbacks=callbacks,
@@ -171,7 +186,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
     trainer.save_model()  # also saves the processor (processing_class)
     train_metrics = dict(train_result.metrics)
-    train_metrics["train_samples"] = len(splits["train"])
+    train_metrics["train_samples"] = split_length(splits["train"])
     train_metrics["skipped_videos"] = len(skipped)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
@@ -182,7 +197,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     # eval dataloader, and evaluate(test_ds) would silently score the validation set again.
     final_sets = {"validation": eval_ds} if eval_ds is not None else {}
     if "test" in splits:
-        final_sets["test"] = splits["test"].with_transform(counts.wrap(eval_transform))
+        final_sets["test"] = loader_sets["test"]
     trainer.eval_dataset = final_sets
     for name, prefix in (("validation", "eval"), ("test", "test")):
         if name not in final_sets:

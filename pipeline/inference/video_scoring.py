@@ -87,7 +87,7 @@ class VideoClips(Dataset):
 def _name(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
-    return f"<{type(source).__name__}>"
+    return str(getattr(source, "name", None) or f"<{type(source).__name__}>")  # a named in-memory file: its name
 
 
 class ViewBatcher:

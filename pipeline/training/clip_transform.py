@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video
+from pipeline.data.streaming import video_source
+from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video, source_name
 from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
@@ -34,7 +35,8 @@ PLACEMENTS = ("device", "workers")
 
 
 class ClipTransform:
-    """Batch transform for ``with_transform``: {"video", "label", ["video_info"]} -> one ``ClipBatch`` per row batch.
+    """Batch transform for ``with_transform`` (a file dataset) or a batched ``map`` (a stream): {"video", "label",
+    ["video_info"]} -> one ``ClipBatch`` per row batch. A video is a path or {"bytes", "path"} (decoded in memory).
 
     Training draws a random clip per video and the parameters of ``repeats`` independently augmented copies of it,
     all from ONE decode (VideoMAE's repeated augmentation). Evaluation takes the deterministic centre clip, the
@@ -58,7 +60,8 @@ class ClipTransform:
         self.augmentation = ClipAugmentation(prep, augmentation) if train else None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        paths = batch[self.video_column]
+        # a path, or a streamed video's bytes as a named in-memory file (pipeline.data.streaming)
+        paths = [video_source(cell) for cell in batch[self.video_column]]
         infos = [_info(path, info) for path, info in zip(paths, batch.get("video_info") or [None] * len(paths))]
         clips = ClipBatch.allocate(
             [(info.height, info.width) if isinstance(info, VideoInfo) else None for info in infos],
@@ -74,7 +77,7 @@ class ClipTransform:
                     clips.augment[i] = self.augmentation.draw_many(self.repeats, *frames.shape[1:3])
                 rows.append(i)
             except (VideoDecodeError, OSError, ValueError, IndexError, RuntimeError) as err:
-                logger.warning("skipping unreadable video %s: %s", path, err)
+                logger.warning("skipping unreadable video %s: %s", source_name(path), err)
                 rows.append(None)
         if self.placement == "workers":
             good = [i for i in rows if i is not None]

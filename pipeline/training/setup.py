@@ -26,6 +26,7 @@ from transformers import set_seed
 
 from pipeline.data.metadata import add_video_info
 from pipeline.data.sources import build_dataset
+from pipeline.data.streaming import is_stream
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.models import get_model
@@ -86,6 +87,8 @@ class PreparedSplits:
     skipped: list
     counts: Optional[VideoCounts] = None
     built: Any = None
+    # shards or a streamed dataset: probed when written (or in the loader workers), never read ahead here
+    streamed: bool = False
 
 
 def prepare_splits(data_args, *, keep: Optional[Sequence[str]] = None, limits: Optional[dict[str, int]] = None,
@@ -124,6 +127,16 @@ def prepare_splits(data_args, *, keep: Optional[Sequence[str]] = None, limits: O
                 raise UserValueError(f"split {missing[0]!r} is not in the dataset (it has: {', '.join(splits)})")
             splits = type(splits)({name: splits[name] for name in keep})
         counts = VideoCounts(counts_dir, splits, is_main_process=is_main_process) if counts_dir is not None else None
+        if is_stream(splits):  # nothing to probe, and choosing or checking videos would read the whole stream
+            cut = {name: limit for name, limit in limits.items() if name in splits and limit is not None}
+            if cut and shuffle:
+                from pipeline.user_errors import UserValueError
+
+                raise UserValueError(f"{', '.join(cut)}: max_train_samples / max_eval_samples choose a random subset, "
+                                     "which a stream cannot without reading it whole; write shards of a subset instead")
+            for name, limit in cut.items():  # the first videos of the stream, as read
+                splits[name] = splits[name].take(limit)
+            return PreparedSplits(splits, [], counts, built, streamed=True)
         if not shuffle:
             truncate(splits, counts)
         splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
