@@ -11,7 +11,8 @@ random augmentation parameters of each of its ``repeats`` copies. Where the pixe
   (the better choice when the model itself runs on the CPU, whose cores the workers already use).
 
 Training draws (clip positions, augmentation parameters) are seeded per batch by ``ClipRandomness`` from the
-run's seed, the epoch and the batch's videos, so a run resumed mid-epoch trains on the same clips
+run's seed, the epoch and the batch's samples (their ``__key__`` where rows have one, as WebDataset samples do; else
+the video), so a run resumed mid-epoch trains on the same clips
 (pipeline/training/clip_randomness.py).
 
 A video that fails to decode is logged with its path and reason and yields ``None`` (the collator drops it), so
@@ -48,7 +49,7 @@ class ClipTransform:
 
     def __init__(self, spec: ClipSpec, prep: VideoPreprocessing, train: bool, *,
                  augmentation: AugmentationSettings | None = None, repeats: int = 1, placement: str = "device",
-                 video_column: str = "video", label_column: str = "label"):
+                 video_column: str = "video", label_column: str = "label", key_column: str = "__key__"):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if placement not in PLACEMENTS:
@@ -60,13 +61,15 @@ class ClipTransform:
         self.placement = placement
         self.video_column = video_column
         self.label_column = label_column
+        self.key_column = key_column  # what names a sample for its random draws (a stream's key), else the video
         self.augmentation = ClipAugmentation(prep, augmentation) if train else None
         self.randomness = ClipRandomness() if train else None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         if not self.train:
             return self._clips(batch)
-        with self.randomness.drawing([sample_key(video) for video in batch[self.video_column]]):
+        keys = batch.get(self.key_column) or batch[self.video_column]
+        with self.randomness.drawing([sample_key(key) for key in keys]):
             return self._clips(batch)
 
     def _clips(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
