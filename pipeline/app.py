@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pipeline.inference.decoding import VideoDecodeError, probe_video  # noqa: E402
+from pipeline.inference.decoding import VIDEO_EXTENSIONS, VideoDecodeError, probe_video  # noqa: E402
 
 TOP_K = 5
 # A video gets a timeline when it holds at least this many non-overlapping clip spans.
@@ -37,6 +38,8 @@ OVERLAY_FRAMES = 8
 DEFAULT_EXAMPLES_DIR = Path(tempfile.gettempdir()) / "video-pipeline-app-examples"
 EXAMPLE_CLASSES = ("MoveLeft", "Grow", "RotateClockwise")
 BROWSER_PLAYABLE = {".mp4", ".webm", ".ogg", ".ogv", ".m4v"}
+# "[Errno 1094995529] " in PyAV's messages: a number that tells a user nothing (the words after it do)
+RAW_ERRNO = re.compile(r"\[Errno -?\d+\]\s*")
 
 
 class VideoClassifierApp:
@@ -56,6 +59,16 @@ class VideoClassifierApp:
                                "no overlay: the ONNX export has no PyTorch weights to explain")
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="video-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def refusal(video: Optional[str]) -> Optional[str]:
+        """Why an uploaded file is refused before any decoding (one line), or None: a file whose name is not a
+        video's (``VIDEO_EXTENSIONS``)."""
+        if not video or Path(video).suffix.lower() in VIDEO_EXTENSIONS:
+            return None
+        kind = Path(video).suffix.lower() or "a name without an extension"
+        return (f"{Path(video).name} was refused: {kind} is not a video file type "
+                f"(accepted: {', '.join(sorted(VIDEO_EXTENSIONS))})")
 
     def preview(self, video: Optional[str]) -> Optional[str]:
         """What the page plays for an uploaded file: the file itself when browsers play it, else an H.264 copy
@@ -107,7 +120,7 @@ class VideoClassifierApp:
         try:
             info = probe_video(video)
         except VideoDecodeError as error:
-            reason = error.reason.replace(str(video), name)
+            reason = RAW_ERRNO.sub("", error.reason.replace(str(video), name))
             raise ValueError(f"{name} is not a readable video: {reason}") from None
         if info.num_frames < 1:
             raise ValueError(f"{name} has no decodable frames")
@@ -227,7 +240,6 @@ def _gradio():
 def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
     """The Gradio page over ``app``."""
     gr = _gradio()
-    from pipeline.inference.decoding import VIDEO_EXTENSIONS
 
     def run(video, progress=gr.Progress()):
         try:
@@ -238,8 +250,12 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
         return scores, gr.Plot(value=figure, visible=figure is not None), overlay, status
 
     def uploaded(path):
-        # the file to classify, and what the page plays for it
-        return path, app.preview(path)
+        # the file to classify, what the page plays for it, and the status: a refused file is said so at once
+        refused = app.refusal(path)
+        if refused:
+            gr.Warning(refused)
+            return None, None, f"**Refused:** {refused}"
+        return path, app.preview(path), ""
 
     def cleared():
         return None, gr.Plot(value=None, visible=False), None, ""
@@ -251,8 +267,9 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
             with gr.Column(scale=1):
                 with gr.Tabs():
                     with gr.Tab("Upload", elem_id="upload-tab"):
-                        # a file input, not a video player: the browser never tries to play an AVI it cannot
-                        upload = gr.File(label="Video file", file_types=["video", *sorted(VIDEO_EXTENSIONS)],
+                        # a file input, not a video player: the browser never tries to play an AVI it cannot.
+                        # No file_types: the browser would drop other files without a word; uploaded() says why.
+                        upload = gr.File(label="Video file (" + ", ".join(sorted(VIDEO_EXTENSIONS)) + ")",
                                          type="filepath", elem_id="upload")
                         preview = gr.Video(label="Preview", interactive=False, height=300, elem_id="preview")
                     with gr.Tab("Record", elem_id="record-tab"):
@@ -266,7 +283,7 @@ def build_app(app: VideoClassifierApp, examples: Sequence[str] = ()):
         timeline = gr.Plot(label="Timeline: top-1 per window", elem_id="timeline", visible=False)
         overlay = gr.Image(label="Where the model looks", type="filepath", elem_id="overlay")
         outputs = [top5, timeline, overlay, status]
-        upload.change(uploaded, inputs=[upload], outputs=[current, preview])
+        upload.change(uploaded, inputs=[upload], outputs=[current, preview, status])
         camera.change(lambda path: path, inputs=[camera], outputs=[current])
         # old results go first, so a failure never leaves the previous video's answer on the page
         button.click(cleared, outputs=outputs, queue=False).then(run, inputs=[current], outputs=outputs)

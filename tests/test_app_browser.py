@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from deployment_models import CRICKET_CLIP, REPO
+from deployment_models import CRICKET_CLIP, REPO, asset
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_videomae import LABELS, save_tiny_videomae  # noqa: E402
@@ -58,10 +58,10 @@ def test_long_video_gets_a_timeline(tiny_app, tmp_path):
     from pipeline.data.demo_video import write_demo_video
 
     video = tmp_path / "long.avi"
-    write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"])  # 96 frames, clip span 7
+    frames = write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"])[-1].end_frame  # clip span 7
     scores, timeline, overlay, status = tiny_app.classify(str(video))
     assert timeline is not None and timeline.axes[0].get_xlabel() == "time (s)"
-    windows = (96 - 7) // 3 + 1 + 1  # stride 3; a last window ends on the last frame
+    windows = (frames - 7) // 3 + 1 + ((frames - 7) % 3 > 0)  # stride 3; a last window ends on the last frame
     assert f"averaged over {windows} windows" in status
     assert abs(sum(scores.values()) - 1.0) < 1e-4
 
@@ -72,14 +72,26 @@ def test_bad_file_gets_a_clear_message(tiny_app, tmp_path):
     with pytest.raises(ValueError, match=r"^holiday\.mp4 is not a readable video: ") as failure:
         tiny_app.classify(str(broken))
     assert "\n" not in str(failure.value) and str(tmp_path) not in str(failure.value)
+    assert "Errno" not in str(failure.value) and "Invalid data" in str(failure.value)
     with pytest.raises(ValueError, match="No video"):
         tiny_app.classify(None)
+
+
+def test_a_file_that_is_not_a_video_is_refused_with_the_reason(tiny_app, tmp_path):
+    from pipeline.inference.decoding import VIDEO_EXTENSIONS
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    message = tiny_app.refusal(str(notes))
+    assert message.startswith("notes.txt was refused: .txt is not a video file type (accepted: ")
+    assert all(ext in message for ext in VIDEO_EXTENSIONS) and "\n" not in message
+    assert tiny_app.refusal(str(tmp_path / "clip.AVI")) is None and tiny_app.refusal(None) is None
 
 
 def test_avi_upload_gets_a_browser_preview(tiny_app, tmp_path):
     from pipeline.inference.decoding import probe_video
 
-    preview = tiny_app.preview(str(CRICKET_CLIP))
+    preview = tiny_app.preview(str(asset(CRICKET_CLIP)))
     info = probe_video(preview)
     assert preview.endswith(".mp4") and info.codec == "h264" and info.num_frames == 80
     assert (info.width, info.height) == (320, 240)

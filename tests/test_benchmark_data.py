@@ -9,6 +9,8 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 import pipeline.benchmark.data as bench
+from pipeline.benchmark.corpus import PROBE_LAYOUTS_SEEN, PROBE_LAYOUTS_UNSEEN
+from conftest import CRICKET_CLIP, asset
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
@@ -17,10 +19,14 @@ from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.training.augmentation import AugmentationSettings
 
 KINDS = ["xvid_gop12", "xvid_packed_b2", "h264"]
+# the real UCF101 clip joins as the "real" kind when ../shared/assets has it (test_the_real_clip_is_measured)
+REAL = ["real"] if CRICKET_CLIP.is_file() else []
 TINY = ["--num_videos", "1", "--video_size", "48", "64", "--seconds", "1.6", "2.4", "--frames", "4", "--rate", "3",
         "--size", "32", "--batch_size", "2"]
 # the UCF101-shaped corpus at its real size, 4 videos: 3 packed, 1 unpacked
 CORPUS = ["--corpus_classes", "1", "--corpus_videos_per_class", "4"]
+# one short video per layout of both probe-cost corpora
+PROBE_COST = ["--probe_cost_videos", "1", "--probe_cost_frames", "24", "30", "--probe_cost_repeats", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,8 @@ def corpus_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(corpus_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out") / "data.json"
-    args = ["--workdir", str(corpus_dir), *CORPUS, "--kinds", *KINDS, "real", "--clips", "6", "--check_clips", "5",
-            "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--json", str(out), *TINY]
+    args = ["--workdir", str(corpus_dir), *CORPUS, "--kinds", *KINDS, *REAL, "--clips", "6", "--check_clips", "5",
+            "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--json", str(out), *TINY, *PROBE_COST]
     returned = bench.main(args)
     written = json.loads(out.read_text())
     assert written["decode"].keys() == returned["decode"].keys()
@@ -41,7 +47,7 @@ def report(corpus_dir, tmp_path_factory):
 
 def test_decode_ratios_per_kind_with_our_frames_identical(report):
     decode = report["decode"]
-    assert list(decode) == [*bench.CORPUS_KINDS, *KINDS, "real"]
+    assert list(decode) == [*bench.CORPUS_KINDS, *KINDS, *REAL]
     assert [decode[kind]["videos"] for kind in bench.CORPUS_KINDS] == [3, 1]
     for kind, result in decode.items():
         ours = result["methods"]["ours"]
@@ -53,6 +59,12 @@ def test_decode_ratios_per_kind_with_our_frames_identical(report):
         assert result["ratio"] > 0
         torchcodec = result["methods"]["torchcodec_exact"]
         assert "unavailable" in torchcodec or torchcodec["clips"] == clips
+
+
+def test_the_real_clip_is_measured(report):
+    asset(CRICKET_CLIP)  # skips (fails under CI) naming the clip when it is missing
+    real = report["decode"]["real"]["methods"]["ours"]
+    assert real["identical_frames"] and real["mismatched_clips"] == 0 and real["clips"] == 5
 
 
 def test_work_per_clip_is_counted_per_kind(report):
@@ -83,6 +95,23 @@ def test_loader_runs_in_a_real_dataloader_with_repeats(report):
     assert device["batch_shape"] == [2, 4, 240, 320, 3]
     # ... the workers placement 2 x R=2 normalised float clips at 32x32
     assert workers["batch_shape"] == [4, 4, 3, 32, 32]
+
+
+def test_probe_cost_in_full_decodes_per_group_and_layout(report):
+    cost = report["probe_cost"]
+    assert list(cost) == ["seen", "unseen"]
+    for corpus, layouts in (("seen", PROBE_LAYOUTS_SEEN), ("unseen", PROBE_LAYOUTS_UNSEEN)):
+        summary = cost[corpus]["probes"]["probe_video"]
+        assert list(summary["groups"]) == list(bench.PROBE_GROUPS)
+        real = [bench.PROBE_REAL_LAYOUT] if corpus == "seen" and REAL else []
+        expected = [layout.name for layout in layouts] + real
+        assert list(summary["layouts"]) == expected
+        for row in [*summary["groups"].values(), *summary["layouts"].values()]:
+            assert 0 < row["median"] <= row["worst"] and row["probe_ms_per_video"] > 0
+        # the group comes from the decoded frames: the layouts without B-frames make up that group
+        rows = [r for r in cost[corpus]["videos"] if r["layout"] != bench.PROBE_REAL_LAYOUT]
+        assert {r["layout"] for r in rows if r["group"] == "without B-frames"} == {
+            layout.name for layout in layouts if layout.b_frames == 0}
 
 
 def test_wrong_frames_are_flagged(corpus_dir, monkeypatch):

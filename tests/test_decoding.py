@@ -2,7 +2,6 @@
 
 import json
 import pickle
-from pathlib import Path
 
 import av
 import numpy as np
@@ -12,9 +11,12 @@ from pipeline.inference.decoding import (
     RESIZE_INTERPOLATION, DecodeStats, FrameIndexError, VideoDecodeError, VideoInfo, decode_frames,
     probe_video,
 )
-from synthetic_videos import KINDS, LOSSY_KINDS, read_frame_index, sequential_frames, write_video
+from conftest import CRICKET_CLIP, asset
+from pipeline.benchmark.corpus import VOP_START, pack_b_frames
+from pipeline.inference import decoding
+from synthetic_videos import KINDS, LOSSY_KINDS, _encode, make_frame, read_frame_index, sequential_frames, write_video
 
-REAL_CLIP = Path(__file__).resolve().parents[2] / "shared" / "assets" / "clips" / "v_CricketShot_g04_c01.avi"
+REAL_CLIP = CRICKET_CLIP
 EXTENSIONS = {"h264": ".mp4", "h264_vfr_mkv": ".mkv"}
 NUM_FRAMES = 100
 
@@ -49,7 +51,8 @@ def _index_sets(n):
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_exact_frames_against_sequential_decode(kind, videos, references):
-    assert kind in videos, f"real UCF101 clip missing: {REAL_CLIP} (../shared/assets must sit beside the repo)"
+    if kind == "real":
+        asset(REAL_CLIP)  # skips (fails under CI) naming the clip when it is missing
     path, reference = videos[kind], references[kind]
     info = probe_video(path)
     assert info.num_frames == len(reference)
@@ -115,12 +118,20 @@ def test_every_clip_position_and_every_frame_at_full_length(kind, full_length):
         assert info.skip_groups and stats.frames_skipped > len(reference)  # B-frames skipped, and exactly
 
 
-def test_packed_two_b_frames_at_full_size(tmp_path):
+def test_packed_two_b_frames_at_full_size(tmp_path, monkeypatch):
     # The layout of real UCF101 files, at their size and length: [I] [P+B1] [B2] [N-VOP] [P+B1] [B2] ...
     path = write_video(tmp_path / "packed.avi", "xvid_packed_b2", FULL_LENGTH, size=(240, 320))
     reference = sequential_frames(path)
+    stops = []
+    real_pass = decoding._decode_with_actions
+    monkeypatch.setattr(decoding, "_decode_with_actions", lambda *args: stops.append(args[4]) or real_pass(*args))
     info = probe_video(path)
     assert info.keyframes == [0] and info.skip_note == ""
+    # one checking decode, stopped once each option was tried on its share of runs: the runs after that
+    # point are skipped with the options their family showed, and every frame below is still exact
+    (stop,) = stops
+    last_run = info.skip_groups[-1]
+    assert stop is not None and stop < last_run[0] and last_run[3:] == info.skip_groups[0][3:]
     stats = _check_every_clip_and_frame(path, reference, info)
     assert stats.frames_skipped > len(reference)
 
@@ -173,6 +184,79 @@ def test_skip_options_found_per_layout(full_length):
     for row in info.skip_groups:
         by_size.setdefault(row[2], set()).add(tuple(tuple(row[k:k + 3]) for k in range(3, len(row), 3)))
     assert by_size == {1: {((1, 0, 1),)}, 2: {((1, 2, 3), (2, 0, 2))}, 3: {((1, 6, 7), (2, 4, 6), (4, 0, 4))}}
+
+
+def _options_by_packing(path, info):
+    """{VOPs in the packet before the run (2: packed [P+B1], 1: unpacked): the options of those runs}."""
+    with av.open(str(path)) as container:
+        vops = [bytes(packet).count(VOP_START) for packet in container.demux(video=0)]
+    found = {}
+    for row in info.skip_groups:
+        found.setdefault(vops[row[0] - 1], set()).add(tuple(tuple(row[k:k + 3]) for k in range(3, len(row), 3)))
+    return found
+
+
+def test_runs_packed_differently_get_their_own_verified_options(tmp_path, monkeypatch):
+    # The probe verifies each skip option on a share of the runs packed alike, in one decode, and applies it
+    # to all of them. A file whose first half is packed and second half is not: the option "skip B1 alone",
+    # right for unpacked runs, loses two frames in packed ones; had it been carried over by run size alone,
+    # frame numbers after every packed run would be off.
+    plain = tmp_path / "plain.avi"
+    _encode(plain, "mpeg4", FULL_LENGTH, (48, 64), gop=300, b_frames=2, container="avi")
+    path = tmp_path / "half_packed.avi"
+    pack_b_frames(plain, path, "pb_b_n", packed_until=FULL_LENGTH // 2)
+    passes = []
+    real_pass = decoding._decode_with_actions
+    monkeypatch.setattr(decoding, "_decode_with_actions", lambda *args: passes.append(1) or real_pass(*args))
+    info = probe_video(path)
+    assert len(passes) == 1  # every option of both families checked in one more decode
+    assert _options_by_packing(path, info) == {2: {((1, 2, 3), (2, 0, 2))}, 1: {((1, 0, 1), (1, 2, 3), (2, 0, 2))}}
+    reference = sequential_frames(path)
+    assert [read_frame_index(frame) for frame in reference] == list(range(FULL_LENGTH))
+    stats = _check_every_clip_and_frame(path, reference, info)
+    assert stats.frames_skipped > len(reference)
+
+
+def _h264_matroska(path, open_gop: bool):
+    with av.open(str(path), "w", format="matroska") as output:
+        stream = output.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        params = f"keyint=30:min-keyint=30:scenecut=0:bframes=2:open-gop={int(open_gop)}"
+        stream.codec_context.options = {"preset": "veryfast", "crf": "18", "x264-params": params}
+        for index in range(FULL_LENGTH):
+            frame = av.VideoFrame.from_ndarray(make_frame(index), format="rgb24")
+            frame.pts = index
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("open_gop", [False, True], ids=["idr", "open_gop"])
+def test_seek_check_reaches_the_next_keyframe_unless_the_keyframe_resets_the_decoder(open_gop, tmp_path,
+                                                                                     monkeypatch):
+    # After an IDR keyframe nothing before it is referenced: the seek check compares the frames up to the first
+    # reference picture after it. An open-GOP I-picture (x264 open-gop) lets later pictures refer across it:
+    # its seek check compares every frame up to the next keyframe.
+    path = _h264_matroska(tmp_path / "video.mkv", open_gop)
+    compared = {}
+    real_check = decoding._check_seeks
+
+    def spy(path, info, signatures, ends):
+        compared.update(ends)
+        return real_check(path, info, signatures, ends)
+
+    monkeypatch.setattr(decoding, "_check_seeks", spy)
+    info = probe_video(path)
+    assert info.keyframes == [0, 30, 60, 90, 120, 150]
+    if open_gop:
+        assert compared == {30: 60, 60: 90, 90: 120, 120: 150, 150: FULL_LENGTH}
+    else:
+        assert set(compared) == {30, 60, 90, 120, 150} and all(2 <= end - k <= 5 for k, end in compared.items())
+    reference = sequential_frames(path)
+    assert [read_frame_index(frame) for frame in reference] == list(range(FULL_LENGTH))
+    _check_every_clip_and_frame(path, reference, info)
 
 
 def test_seeking_to_a_keyframe_that_does_not_reproduce_the_frames_is_dropped(full_length):

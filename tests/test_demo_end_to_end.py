@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
@@ -76,3 +77,29 @@ def test_training_with_push_to_hub_publishes_model_card_and_figures(demo_dataset
         card = ModelCard.load(readme)
         assert card.data.pipeline_tag == "video-classification"
         assert {r.metric_type for r in card.data.eval_results} >= {"accuracy", "top_5_accuracy"}
+
+
+def test_run_folder_card_snippet_runs_as_pasted_without_the_package(trained_demo, tmp_path):
+    """train.py leaves a card whose snippet, pasted into a Python without `import pipeline`, gets our pipeline
+    (remote code from the folder) and a prediction; the card states the steps and epochs the run trained."""
+    import re
+    import subprocess
+    import sys
+
+    card = (trained_demo / "README.md").read_text()
+    state = json.loads((trained_demo / "trainer_state.json").read_text())
+    assert f"| steps trained | `{state['global_step']}` |" in card
+    assert f"| epochs trained | `{round(state['epoch'], 2)}` |" in card
+    snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    check = ("\nimport sys\nresult = classifier(video, top_k=1)\n"
+             "assert 'pipeline' not in sys.modules, 'the snippet imported this package'\n"
+             "assert type(classifier).__module__.startswith('transformers_modules.'), type(classifier)\n"
+             "print('LABEL', result[0]['label'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HOME"] = str(tmp_path / "hf-home")
+    done = subprocess.run([sys.executable, "-c", snippet + check], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    label = done.stdout.split("LABEL ")[-1].strip()
+    config = json.loads((trained_demo / "config.json").read_text())
+    assert label in config["id2label"].values()

@@ -22,7 +22,7 @@ from pipeline.export.parity import check_parity
 from pipeline.inference import load_pipeline
 from pipeline.inference.onnx_runner import OnnxVideoClassifier, find_onnx_file, make_session
 
-from deployment_models import CRICKET_CLIP, FAMILIES, I3D_TARBALL, LABELS, REPO, converted_i3d, tiny_family_model
+from deployment_models import CRICKET_CLIP, FAMILIES, LABELS, REPO, asset, converted_i3d, tiny_family_model
 
 SHAPE = (2, 3, 4, 4)  # frames, channels, height, width of the hand-built graph
 
@@ -123,7 +123,7 @@ def _views(model_dir: Path, video: Path) -> torch.Tensor:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"i3d"}))
-def test_every_family_exports_with_parity(tmp_path, family):
+def test_every_family_exports_with_parity(tmp_path, family, capsys, caplog):
     """Each family get_model builds exports through the command, passes parity, and serves with backend="onnx".
     (I3D: the real Kinetics-400 model below.)"""
     from pipeline.export.onnx_export import main
@@ -135,7 +135,10 @@ def test_every_family_exports_with_parity(tmp_path, family):
     argv = ["--model", str(model_dir), "--output_dir", str(out), "--dynamic_batch"]
     argv += ["--attn_implementation", attn] if attn else []
     argv += ["--opset", "18"] if family == "videomae" else []  # an older opset than the exporter's default
-    assert main(argv) == 0
+    with caplog.at_level("INFO"):
+        assert main(argv) == 0
+    said = capsys.readouterr()
+    assert (said.out + said.err + caplog.text).count("parity passed") == 1  # said once, with the result
 
     record = json.loads((out / "export.json").read_text())
     assert record["parity"]["passed"] and record["parity"]["max_abs_diff"] <= 1e-3
@@ -151,7 +154,7 @@ def test_every_family_exports_with_parity(tmp_path, family):
     # unseen clip: the real UCF101 video, never used by the export
     runtime = OnnxVideoClassifier.from_export(out)
     torch_model = model.eval()
-    views = _views(model_dir, CRICKET_CLIP)
+    views = _views(model_dir, asset(CRICKET_CLIP))
     with torch.inference_mode():
         expected = torch_model(**{torch_model.main_input_name: views}).logits.numpy()
     got = runtime.run(views.numpy())
@@ -221,7 +224,7 @@ def test_demo_model_onnx_agrees_on_unseen_clips(trained_demo, demo_dataset, tmp_
     # unseen: other clip numbers than the export's parity clips, demo test videos, and the real UCF101 clip
     unseen = write_demo_clips(tmp_path / "unseen", CLASS_NAMES, clip=5)
     unseen += sorted((demo_dataset / "UCF-101").glob("*/v_*_g02_c03.avi"))
-    unseen.append(CRICKET_CLIP)
+    unseen.append(asset(CRICKET_CLIP))
     by_torch = load_pipeline(str(trained_demo), device="cpu")
     by_onnx = load_pipeline(str(out), backend="onnx")
     assert type(by_onnx.model).__name__ == "OnnxVideoClassifier"
@@ -243,7 +246,6 @@ def test_demo_model_onnx_agrees_on_unseen_clips(trained_demo, demo_dataset, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not I3D_TARBALL.exists(), reason=f"asset {I3D_TARBALL} is missing")
 def test_kinetics_i3d_export_parity_and_cricket(tmp_path_factory):
     """DeepMind's I3D (64 x 224 x 224) exports within 1e-3 and labels the unseen cricket clip as PyTorch does."""
     from pipeline.export.onnx_export import main

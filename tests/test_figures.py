@@ -252,3 +252,23 @@ def test_bar_figures_and_contact_sheets(tmp_path):
     overlay = imread(plots.plot_attention_overlay(
         [{"frames": frames, "heatmap": np.zeros((4, 24, 32)), "title": "v"}], tmp_path / "attn.png", "Grad-CAM"))
     assert overlay.shape[1] > overlay.shape[0]  # one pair of rows of four frames
+
+
+@pytest.mark.parametrize("num_classes", [3, 8, 101])
+def test_confusion_matrix_titles_do_not_overlap(num_classes):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from pipeline.evaluation.metrics import top_confusions
+
+    rng = np.random.default_rng(0)
+    confusion = rng.integers(0, 3, (num_classes, num_classes)) + np.diag(np.full(num_classes, 20))
+    names = [f"SomeLongClassName{i}" for i in range(num_classes)]
+    top = top_confusions(confusion, names)
+    figure = plots.confusion_matrix_figure(confusion, names, top)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    matrix_ax, _colorbar, panel_ax = figure.axes
+    matrix_title = matrix_ax.title.get_window_extent(renderer)
+    (panel_text,) = [t for t in panel_ax.get_children() if isinstance(t, Text) and t.get_text().startswith("Top conf")]
+    panel_title = panel_text.get_window_extent(renderer)
+    assert matrix_title.x1 < panel_title.x0, (matrix_title, panel_title)  # "count" is not clipped to "ount"

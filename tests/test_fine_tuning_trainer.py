@@ -28,13 +28,13 @@ ACCEPTANCE = ["recipes/demo.yaml", "--layer_decay", "0.75", "--drop_path_rate", 
 def test_every_key_parses_and_is_written_with_its_value():
     parsed = parse_args(ACCEPTANCE + ["--freeze_backbone", "true", "--probe", "attentive", "--class_weighting",
                                       "balanced", "--balanced_sampler", "true", "--ema_as_model", "true",
-                                      "--mixup_prob", "0.9", "--mixup_switch_prob", "0.4", "--gradient_checkpointing",
+                                      "--mixup_prob", "0.9", "--mixup_switch_prob", "0.4", "--activation_checkpointing",
                                       "true"])
     recipe = resolved_recipe(*parsed)
     expected = {"layer_decay": 0.75, "drop_path_rate": 0.1, "mixup_alpha": 0.8, "cutmix_alpha": 1.0,
                 "rand_augment": "m7-n4-mstd0.5", "ema_decay": 0.999, "freeze_backbone": True, "probe": "attentive",
                 "class_weighting": "balanced", "balanced_sampler": True, "ema_as_model": True, "mixup_prob": 0.9,
-                "mixup_switch_prob": 0.4, "gradient_checkpointing": True, "ema_warmup": True}
+                "mixup_switch_prob": 0.4, "activation_checkpointing": True, "ema_warmup": True}
     assert {k: recipe[k] for k in expected} == expected
 
 

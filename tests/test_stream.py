@@ -18,7 +18,7 @@ import pytest
 from pipeline.stream import FrameRing, StreamStats, WindowPlan, classify_windows
 from pipeline.stream.__main__ import main as stream_main
 
-from deployment_models import CRICKET_CLIP, I3D_TARBALL, REPO, converted_i3d
+from deployment_models import CRICKET_CLIP, REPO, asset, converted_i3d
 
 
 def _frame(i: int) -> np.ndarray:
@@ -136,14 +136,14 @@ def test_stream_of_a_file_equals_the_pipeline_timeline(tmp_path, capsys):
 
     model = save_tiny_videomae(tmp_path / "tiny")
     video = tmp_path / "demo_video.avi"
-    write_demo_video(video, ["MoveLeft", "Grow"])  # 64 frames
+    frames = write_demo_video(video, ["MoveLeft", "Grow"])[-1].end_frame
     assert stream_main(["--model", str(model), "--source", str(video), "--top_k", "2", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     windows = _lines(captured.out)
     summary = json.loads(captured.err.strip().splitlines()[-1])
     # the tiny model's clip: 4 frames every 2 -> window of 7 frames, stride 3
-    assert [w["start_frame"] for w in windows] == list(range(0, 64 - 7 + 1, 3))
-    assert summary["frames"] == 64 and summary["windows"] == len(windows) and summary["skipped_windows"] == 0
+    assert [w["start_frame"] for w in windows] == list(range(0, frames - 7 + 1, 3))
+    assert summary["frames"] == frames and summary["windows"] == len(windows) and summary["skipped_windows"] == 0
 
     timeline = load_pipeline(str(model), device="cpu")(str(video), timeline=True, window_frames=7,
                                                         stride_frames=3, top_k=2)["timeline"]
@@ -181,28 +181,29 @@ def test_stdin_is_a_live_source(tmp_path):
 
     model = save_tiny_videomae(tmp_path / "tiny")
     video = tmp_path / "demo_video.avi"
-    write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"])  # 96 frames
+    frames = write_demo_video(video, ["MoveLeft", "Grow", "MoveUp"])[-1].end_frame
     with open(video, "rb") as pipe:
         windows, summary = _run_stream(["--model", str(model), "--source", "-", "--device", "cpu"], stdin=pipe)
-    assert summary["live"] is True and summary["frames"] == 96
-    grid = (96 - 7) // 3 + 1
+    assert summary["live"] is True and summary["frames"] == frames
+    grid = (frames - 7) // 3 + 1
     assert summary["windows"] + summary["skipped_windows"] == grid
     assert windows[-1]["end_frame"] == (grid - 1) * 3 + 7
 
 
 @pytest.mark.slow
 def test_demo_model_keeps_up_in_real_time(trained_demo, tmp_path):
-    """The acceptance command: the demo model on a 10 s demo video paced at 25 fps classifies every window."""
+    """The acceptance command: the demo model on the 20 s showcase video paced at 25 fps classifies every window."""
     from pipeline.data.demo_video import write_demo_video
 
     video = tmp_path / "demo_video.avi"
-    segments = write_demo_video(video)  # 8 classes x 32 frames
+    segments = write_demo_video(video)  # 8 classes x 64 frames
     windows, summary = _run_stream(["--model", str(trained_demo), "--source", str(video), "--realtime",
                                     "--device", "cpu"])
-    assert summary["live"] and summary["frames"] == segments[-1].end_frame == 256
+    frames = segments[-1].end_frame
+    assert summary["live"] and summary["frames"] == frames == 512
     assert summary["window_frames"] == 29 and summary["stride_frames"] == 14
     assert summary["skipped_windows"] == 0 and summary["kept_up"], summary
-    assert len(windows) == (256 - 29) // 14 + 1
+    assert len(windows) == (frames - 29) // 14 + 1
     assert summary["latency_ms"]["max"] < summary["stride_ms"]  # each result before the next window completes
     assert summary["reader_lag_ms"] < 500  # and the reader kept the stream's pace
     # windows that lie inside one segment are classified as that segment's motion
@@ -212,7 +213,6 @@ def test_demo_model_keeps_up_in_real_time(trained_demo, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not I3D_TARBALL.exists(), reason=f"asset {I3D_TARBALL} is missing")
 def test_kinetics_i3d_skips_windows_in_real_time(tmp_path_factory):
     """I3D (64 x 224 x 224) on a CPU is slower than a new window every 1.28 s: it skips windows and counts them,
     reads every frame, and its latency does not grow (it always takes the latest window)."""
@@ -221,7 +221,7 @@ def test_kinetics_i3d_skips_windows_in_real_time(tmp_path_factory):
     from pipeline.data.demo import write_video
 
     i3d = converted_i3d(tmp_path_factory.getbasetemp())
-    with av.open(str(CRICKET_CLIP)) as container:
+    with av.open(str(asset(CRICKET_CLIP))) as container:
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     video = tmp_path_factory.mktemp("i3d-stream") / "cricket_x3.avi"
     write_video(video, np.concatenate([frames] * 3), 25)  # 240 frames, 9.6 s

@@ -16,6 +16,10 @@ Layout and lists as in the real dataset, so that ``--dataset ucf101 --dataset_di
 
 Deterministic: the same settings write the same bytes. Videos are written by one process per core, ~0.5-1 s
 each on one core; a folder already holding a corpus of the same settings is completed, not rewritten.
+
+``write_probe_corpus`` writes videos of other codecs and layouts with the same pictures (H.264 in MP4 and
+Matroska, XviD with and without B-frames, packed or not, one keyframe or several), on which ``python -m
+pipeline.benchmark data`` reports the probe's cost.
 """
 
 from __future__ import annotations
@@ -374,12 +378,15 @@ def is_packed(path) -> bool:
         return any(bytes(packet).count(VOP_START) > 1 for packet in container.demux(video=0) if packet.size)
 
 
-def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
+def pack_b_frames(source, destination, layout: str = "pb_b_n", packed_until: Optional[int] = None) -> None:
     """Rewrite an unpacked MPEG-4 Part 2 AVI (path or file object) in a packed-B-frame layout:
 
     pb_b_n  [ref + B1] [B2] ... [Bk] [N-VOP]: what DivX/XviD write (with k = 1: [ref + B] [N-VOP])
     pbb_nn  [ref + B1 + ... + Bk] [N-VOP] x k: all B-VOPs in the reference's chunk (FFmpeg decodes only
             the first of them: its sequential decode has fewer frames than were encoded)
+
+    packed_until: pack only the B-frames of the first that many source packets, leave the rest unpacked (a file
+    mixing both layouts, as written by some DivX versions after an edit).
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown packed layout {layout!r}; expected one of {LAYOUTS}")
@@ -400,8 +407,9 @@ def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
             while j < len(packets) and vop_type(packets[j]) == 2:
                 j += 1
             b_vops = packets[i + 1:j]
-            if not b_vops:
+            if not b_vops or (packed_until is not None and i >= packed_until):
                 chunks.append((data, keyframe))
+                chunks += [(b, False) for b in b_vops]
             elif layout == "pb_b_n":
                 chunks.append((data + b_vops[0], keyframe))
                 chunks += [(b, False) for b in b_vops[1:]]
@@ -420,6 +428,122 @@ def pack_b_frames(source, destination, layout: str = "pb_b_n") -> None:
                 packet.pts = packet.dts = index
                 packet.is_keyframe = keyframe
                 dst.mux(packet)
+
+
+# ---------------------------------------------------------------------------------------- probe-cost corpus
+# Videos of other codecs and layouts than UCF101's, for the probe's cost in python -m pipeline.benchmark data.
+
+@dataclass(frozen=True)
+class Layout:
+    """How one group of the probe-cost corpus is encoded (see write_probe_corpus)."""
+
+    name: str
+    codec: str        # "h264" (libx264) or "xvid" (MPEG-4 Part 2, fourcc XVID)
+    container: str    # "mp4", "matroska" or "avi"
+    b_frames: int
+    gop: int          # keyframe interval in frames (more than the length: one keyframe)
+    packed: bool = False  # XviD packed B-frames ([P+B1] [B2] ... [N-VOP])
+
+
+PROBE_LAYOUTS_SEEN = (
+    Layout("h264 mp4, no B, 1 keyframe", "h264", "mp4", 0, 1000),
+    Layout("h264 mp4, no B, keyframe/50", "h264", "mp4", 0, 50),
+    Layout("h264 mkv, no B, keyframe/30", "h264", "matroska", 0, 30),
+    Layout("xvid avi, no B, 1 keyframe", "xvid", "avi", 0, 1000),
+    Layout("xvid avi, no B, keyframe/25", "xvid", "avi", 0, 25),
+    Layout("h264 mp4, 2 B, 1 keyframe", "h264", "mp4", 2, 1000),
+    Layout("h264 mkv, 2 B, keyframe/30", "h264", "matroska", 2, 30),
+    Layout("xvid avi, 2 B, 1 keyframe", "xvid", "avi", 2, 1000),
+    Layout("xvid avi, 2 B, keyframe/12", "xvid", "avi", 2, 12),
+    Layout("xvid avi, packed 2 B, 1 keyframe", "xvid", "avi", 2, 1000, packed=True),
+    Layout("xvid avi, packed 2 B, keyframe/25", "xvid", "avi", 2, 25, packed=True),
+)
+PROBE_LAYOUTS_UNSEEN = (
+    Layout("h264 mp4, no B, keyframe/90", "h264", "mp4", 0, 90),
+    Layout("h264 mkv, no B, keyframe/60", "h264", "matroska", 0, 60),
+    Layout("xvid avi, no B, keyframe/40", "xvid", "avi", 0, 40),
+    Layout("xvid avi, no B, 1 keyframe", "xvid", "avi", 0, 1000),
+    Layout("h264 mp4, 3 B, keyframe/75", "h264", "mp4", 3, 75),
+    Layout("h264 mkv, 1 B, 1 keyframe", "h264", "matroska", 1, 1000),
+    Layout("xvid avi, 1 B, keyframe/18", "xvid", "avi", 1, 18),
+    Layout("xvid avi, 3 B, 1 keyframe", "xvid", "avi", 3, 1000),
+    Layout("xvid avi, packed 1 B, 1 keyframe", "xvid", "avi", 1, 1000, packed=True),
+    Layout("xvid avi, packed 2 B, 1 keyframe", "xvid", "avi", 2, 1000, packed=True),
+    Layout("xvid avi, packed 3 B, keyframe/40", "xvid", "avi", 3, 40, packed=True),
+)
+# name -> (layouts, frames per video, seed offset)
+PROBE_CORPORA = {"seen": (PROBE_LAYOUTS_SEEN, (150, 200), 0), "unseen": (PROBE_LAYOUTS_UNSEEN, (110, 230), 7)}
+
+
+def write_probe_corpus(root: Path, corpus: str, videos_per_layout: int, seed: int,
+                       frames_range: Optional[tuple] = None) -> dict[str, list[str]]:
+    """Write (or reuse) the videos of one probe-cost corpus under root/<corpus>...; {layout name: [paths]}.
+
+    The layouts the probe treats differently: H.264 (MP4, Matroska) and MPEG-4 Part 2 (XviD AVI), without and
+    with B-frames, one keyframe or several, and XviD AVIs with packed B-frames at full UCF101 length and size,
+    with this corpus's pictures (the decoder works as hard as on camera footage). "seen": the parameters the
+    probe was tuned on; "unseen": other seeds, keyframe intervals, B-frame counts, lengths and bit rates.
+    """
+    layouts, default_range, seed_offset = PROBE_CORPORA[corpus]
+    low, high = frames_range or default_range
+    folder = Path(root) / f"{corpus}_s{seed}_{low}-{high}"
+    folder.mkdir(parents=True, exist_ok=True)
+    videos: dict[str, list[str]] = {}
+    for index, layout in enumerate(layouts):
+        paths = []
+        for i in range(videos_per_layout):
+            suffix = {"mp4": ".mp4", "matroska": ".mkv"}.get(layout.container, ".avi")
+            path = folder / f"layout{index:02d}_{i:03d}{suffix}"
+            if not path.exists():
+                spec = VideoSpec(f"{index}/{i}", class_index=index % len(UCF101_CLASSES),
+                                             group=1 + i % GROUPS_PER_CLASS, clip=1 + i,
+                                             seed=seed + seed_offset, packed=layout.packed)
+                rng = np.random.default_rng([seed + seed_offset, index, i])
+                partial = path.with_name("partial_" + path.name)
+                _write_layout(partial, layout, spec, int(rng.integers(low, high + 1)), rng)
+                os.replace(partial, path)
+            paths.append(str(path))
+        videos[layout.name] = paths
+    return videos
+
+
+def _write_layout(path: Path, layout: Layout, spec, num_frames: int, rng) -> None:
+    frames = _frames(spec, num_frames, rng)
+    if layout.packed:
+        plain = path.with_name(path.stem + ".unpacked.avi")
+        _encode_layout(plain, layout, frames, rng)
+        pack_b_frames(str(plain), str(path), "pb_b_n")
+        plain.unlink()
+    else:
+        _encode_layout(path, layout, frames, rng)
+
+
+def _encode_layout(path: Path, layout: Layout, frames, rng) -> None:
+    with av.open(str(path), "w", format=layout.container) as output:
+        stream = output.add_stream("libx264" if layout.codec == "h264" else "mpeg4", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        context = stream.codec_context
+        context.time_base = Fraction(1, FPS)
+        context.thread_count = 1
+        context.gop_size = layout.gop
+        context.max_b_frames = layout.b_frames
+        if layout.codec == "h264":
+            params = (f"keyint={layout.gop}:min-keyint={layout.gop}:scenecut=0:bframes={layout.b_frames}:"
+                      f"threads=1")
+            context.options = {"preset": "veryfast", "crf": str(int(rng.integers(20, 27))), "x264-params": params}
+        else:
+            stream.codec_tag = "XVID"
+            context.bit_rate = int(rng.integers(*BITRATE_RANGE))
+            context.options = {"sc_threshold": "1000000000", "flags": "+bitexact"}
+        for index, planes in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts = index
+            frame.time_base = context.time_base
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+
 
 
 # ------------------------------------------------------------------------------------------------------ CLI

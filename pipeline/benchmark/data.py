@@ -10,6 +10,8 @@ Two measurements, on the same clips in the same run:
     is counted too: frames decoded, skipped and converted per clip (``DecodeStats``), and our probe's cost.
 (b) the full training loader: ``ClipTransform`` (decode + training augmentation + normalisation, with repeated
     augmentation R) and ``VideoCollator`` in a real ``torch.utils.data.DataLoader``, for each loader setting asked.
+(c) the probe's cost in full decodes of the same file, per layout, on two corpora of H.264 and XviD videos (one
+    the probe was tuned on, one it was not; ``write_probe_corpus`` in ``pipeline.benchmark.corpus``).
 
 Speeds are clips per CPU-second (user + system time of the main process and its loader workers), i.e. clips/s
 per core, which stays meaningful on a shared machine where wall time does not; wall-clock clips/s are reported
@@ -34,7 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import av
 import numpy as np
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip_loader", action="store_true", help="only decoding")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    add_probe_cost_arguments(parser)
     return parser
 
 
@@ -502,6 +505,115 @@ def format_tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------------------- probe cost
+# Training probes every video once before its first step (probe_video: frame count, keyframe table, B-frame skip
+# table, each checked by decoding). Its cost is reported as probe CPU time over the CPU time of one single-threaded
+# full decode of the same file (every frame decoded, none converted), so that it reads the same on any machine, on
+# the probe-cost corpora of pipeline.benchmark.corpus (write_probe_corpus), grouped by whether the video holds
+# B-frames (from the decoded frames' types) and per layout.
+
+PROBE_GROUPS = ("without B-frames", "with B-frames")
+PROBE_REAL_LAYOUT = "real UCF101 clip (xvid avi)"
+PICT_TYPE_B = 3
+
+
+def full_decode_cpu_s(path: str) -> tuple[float, bool]:
+    """CPU seconds of one single-threaded decode of every frame (none converted); whether any is a B-frame."""
+    cpu = time.process_time()
+    b_frames = False
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        for frame in container.decode(stream):
+            b_frames = b_frames or frame.pict_type == PICT_TYPE_B
+    return time.process_time() - cpu, b_frames
+
+
+def measure_probe_cost(videos: dict[str, list[str]], probes: dict[str, Callable], repeats: int = 2) -> dict:
+    """Probe cost in full decodes of each video, for each probe callable (path -> anything), taking turns video
+    by video; each time is the least of `repeats` runs (the machine may be shared). Per probe: per layout and
+    per group ("with/without B-frames", from the decoded frames' types) the median and worst cost, and the
+    probe's CPU ms per video."""
+    rows = []
+    for layout, paths in videos.items():
+        for path in paths:
+            decode_runs = [full_decode_cpu_s(path) for _ in range(repeats)]
+            decode_s, b_frames = min(run[0] for run in decode_runs), decode_runs[0][1]
+            probe_s = {}
+            for name, probe in probes.items():
+                times = []
+                for _ in range(repeats):
+                    cpu = time.process_time()
+                    probe(path)
+                    times.append(time.process_time() - cpu)
+                probe_s[name] = min(times)
+            rows.append({"path": path, "layout": layout, "group": PROBE_GROUPS[b_frames], "decode_ms": 1000 * decode_s,
+                         "probe_ms": {name: 1000 * s for name, s in probe_s.items()}})
+
+    def summary(selected, name):
+        costs = [row["probe_ms"][name] / row["decode_ms"] for row in selected]
+        return {"videos": len(costs), "median": float(np.median(costs)), "worst": float(np.max(costs)),
+                "probe_ms_per_video": float(np.mean([row["probe_ms"][name] for row in selected])),
+                "decode_ms_per_video": float(np.mean([row["decode_ms"] for row in selected]))}
+
+    results = {}
+    for name in probes:
+        results[name] = {
+            "groups": {group: summary([r for r in rows if r["group"] == group], name)
+                       for group in PROBE_GROUPS if any(r["group"] == group for r in rows)},
+            "layouts": {layout: summary([r for r in rows if r["layout"] == layout], name)
+                        for layout in videos if any(r["layout"] == layout for r in rows)},
+        }
+    return {"probes": results, "videos": rows}
+
+
+def add_probe_cost_arguments(parser) -> None:
+    """The probe-cost options of ``python -m pipeline.benchmark data``."""
+    parser.add_argument("--probe_cost_videos", type=int, default=3,
+                        help="probe cost: videos per layout in each corpus (seen and unseen); 0: not measured")
+    corpora = list(ucf101_like.PROBE_CORPORA)
+    parser.add_argument("--probe_cost_corpora", nargs="+", default=corpora, choices=corpora,
+                        help="probe cost: corpora to measure (seen: the parameters the probe was tuned on)")
+    parser.add_argument("--probe_cost_frames", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="probe cost: frames per video (default: 150-200 seen, 110-230 unseen)")
+    parser.add_argument("--probe_cost_repeats", type=int, default=2,
+                        help="probe cost: runs per timing, the least counts")
+
+
+def probe_cost_report(args, root: Path, own_videos: Optional[dict] = None, real: Sequence[str] = ()) -> dict:
+    """Probe cost on the corpora asked for (written under root/probe_cost; the `real` UCF101 clips join the seen
+    one), or on --videos when given."""
+    if own_videos is not None:
+        corpora = {"your videos": own_videos}
+    elif args.probe_cost_videos > 0:
+        corpora = {name: ucf101_like.write_probe_corpus(root / "probe_cost", name, args.probe_cost_videos,
+                                                        args.seed, args.probe_cost_frames)
+                   for name in args.probe_cost_corpora}
+        if real and "seen" in corpora:
+            corpora["seen"][PROBE_REAL_LAYOUT] = list(real)
+    else:
+        return {}
+    return {name: measure_probe_cost(videos, {"probe_video": probe_video}, args.probe_cost_repeats)
+            for name, videos in corpora.items()}
+
+
+def format_probe_cost(results: dict) -> str:
+    """Markdown: per corpus, group and layout, the median and worst probe cost in full decodes."""
+    if not results:
+        return ""
+    lines = ["", "probe cost (probe_video as training runs it: skip table and seeks checked), in single-threaded "
+                 "full decodes of the same file (one core)",
+             "| corpus | videos | median | worst | probe ms/video | decode ms/video |", "|---|---|---|---|---|---|"]
+    for corpus, measured in results.items():
+        for name, summary in measured["probes"].items():
+            for part in ("groups", "layouts"):
+                for label, row in summary[part].items():
+                    shown = f"**{label}**" if part == "groups" else label
+                    lines.append(f"| {corpus}: {shown} | {row['videos']} | {row['median']:.2f} | {row['worst']:.2f} | "
+                                 f"{row['probe_ms_per_video']:.0f} | {row['decode_ms_per_video']:.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(1)  # one core: a loader worker runs single-threaded too
@@ -528,6 +640,9 @@ def main(argv: list[str] | None = None) -> dict:
                          "probe": probes}
         if not args.skip_decode:
             results["decode"] = bench_decode(videos, infos, args, clips_per_kind)
+        real_clips = args.real if args.real is not None else [DEFAULT_REAL_CLIP]
+        results["probe_cost"] = probe_cost_report(args, root, videos if args.videos is not None else None,
+                                                   real=[str(p) for p in real_clips if Path(p).is_file()])
         if not args.skip_loader:
             kinds = list(videos) if "all" in args.loader_kinds else [k for k in args.loader_kinds if k in videos]
             if not kinds:
@@ -536,6 +651,7 @@ def main(argv: list[str] | None = None) -> dict:
             results["loader_videos"] = ", ".join(f"{k} ({len(videos[k])})" for k in kinds)
             results["loader"] = bench_loader(paths, infos, args)
     print(format_tables(results))
+    print(format_probe_cost(results.get("probe_cost")))
     print("(clips per CPU-second = clips/s per core; the machine may be shared: compare ratios within one run)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

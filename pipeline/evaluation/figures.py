@@ -123,7 +123,14 @@ def plot_confusion_matrix(
     top_confusions: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Row-normalised confusion matrix; numbers in the cells up to ``CELL_TEXT_MAX_CLASSES`` classes, and the
-    top confusions listed in a panel beside it."""
+    top confusions listed in a panel beside it (``confusion_matrix_figure``), saved to ``path``."""
+    return _save(confusion_matrix_figure(confusion, class_names, top_confusions), path)
+
+
+def confusion_matrix_figure(
+    confusion: np.ndarray, class_names: Sequence[str], top_confusions: Sequence[Mapping[str, Any]] = ()
+) -> Figure:
+    """The figure ``plot_confusion_matrix`` saves."""
     matrix = normalize_confusion(confusion)
     counts = np.asarray(confusion)
     n = len(class_names)
@@ -141,7 +148,8 @@ def plot_confusion_matrix(
     ax.set_yticklabels(class_names, fontsize=fontsize)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"Normalised confusion matrix ({n} classes, {int(counts.sum())} videos)")
+    # two lines: on one, a few classes' narrow matrix lets the title run into the top-confusions panel's
+    ax.set_title(f"Normalised confusion matrix\n{n} classes, {int(counts.sum())} videos")
     if n <= CELL_TEXT_MAX_CLASSES:
         for i in range(n):
             for j in range(n):
@@ -158,7 +166,7 @@ def plot_confusion_matrix(
         side_ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace",
                      fontsize=float(np.clip(side / 1.6, 8, 12)), transform=side_ax.transAxes)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 # ---- per-class accuracy and class distribution ---------------------------------------------------------------------

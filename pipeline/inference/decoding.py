@@ -13,9 +13,13 @@ Skipping a B-frame is only exact when the probe knows what skipping a packet rem
 and that is not always the frame the packet outputs: with DivX/XviD "packed" B-frames FFmpeg keeps the second
 VOP of a packet and decodes it on the next call, so a packet can output a B-frame stored earlier while holding
 the next one, and skipping it loses both. The probe therefore does not predict: it decodes the file again with
-each skip option applied and records which frames went missing (identified by a checksum of their pixels),
-keeps only options whose effect it saw unambiguously, and checks that seeking to each keyframe reproduces the
-sequential numbering. A video whose checks fail is decoded without that shortcut, never inexactly.
+the skip options applied, each to a share of the runs of B-frame packets packed alike, records which frames went
+missing (identified by a checksum of their pixels), and keeps only options that removed exactly the frames of
+the packets they skip, every other frame coming out identical. It checks that seeking to each keyframe lands
+there and reproduces the sequential frames, as far as a decoder started at that keyframe can differ. A video
+whose checks fail is decoded without that shortcut, never inexactly. The checks cost about one more decode of
+the file for MPEG-4 Part 2 videos with B-frames and a few frames per keyframe for videos with several, and
+nothing for the others (`python -m pipeline.benchmark data` reports the probe's cost).
 
 Shipped with inference code (Hub remote code): imports only the standard library, numpy, av and siblings.
 """
@@ -47,7 +51,7 @@ VIDEO_EXTENSIONS = (
 # so it does not alias like a point-sampled bilinear.
 RESIZE_INTERPOLATION = "BILINEAR"
 # Bump when VideoInfo or the probe changes: cached probes of another version are ignored.
-PROBE_FORMAT_VERSION = 3
+PROBE_FORMAT_VERSION = 4
 # One thread for the decoder and for swscale: a loader runs one decoding process per core, and automatic
 # threading there made clips/s drop (DESIGN fact 13). One decoder thread is also what the skip table assumes:
 # with frame threading a packet's output arrives calls later, so "this packet output nothing" cannot be checked.
@@ -85,8 +89,8 @@ class VideoInfo:
     decode. Each (skip, drop, removed) triple of bit masks over those positions is an option the probe
     verified: decoding the packets in `skip` with skip_frame=NONREF and not sending those in `drop` to the
     decoder at all removes exactly the frames in `removed` from the output, every other frame coming out
-    identical and in the same order. skip_note says why skipping or a keyframe was given up on (empty when
-    every check passed).
+    identical and in the same order (checked on runs packed alike, see _plan_skips). skip_note says why
+    skipping or a keyframe was given up on (empty when every check passed).
     """
 
     num_frames: int
@@ -176,17 +180,32 @@ _PICT_TYPE_B = 3  # AVPictureType of B-frames (PyAV 18 reports pict_type as an i
 # Decoders whose B-frames are never references and come out of the very decode call that reads them (no
 # reordering delay), so the packets that output them can be found by decoding once.
 _SKIPPABLE_B_CODECS = {"mpeg4"}
+_VOP_START = b"\x00\x00\x01\xb6"  # MPEG-4 Part 2 VOP start code: a packet holding two is a packed B-frame pair
+# Codecs whose keyframes leave nothing of the pictures before them in the decoder: every picture after one in
+# display order is predicted from it and the pictures after it only (leading B-frames of an open GOP are passed
+# over by decode_frames). A decoder started at such a keyframe can differ from a sequential one only by state
+# that the next reference pictures overwrite (reference pictures, VOP timing, a packed B-VOP held back: what
+# made packed AVIs fail), so the seek check compares the frames up to the first reference after the keyframe
+# (and the B-frames before it, which come out wrong when such state is left).
+# H.264 / HEVC keyframes qualify when they are IDR pictures (an open-GOP I-picture lets later pictures refer
+# across it); any other keyframe is checked up to the next keyframe.
+_RESETTING_KEYFRAME_CODECS = {
+    "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4v3", "h263", "h263p", "flv1", "mpeg1video", "mpeg2video",
+    "mjpeg", "vp8", "vp9",
+}
+_IDR_NAL_TYPES = {"h264": {5}, "hevc": {19, 20}}
+_SEEK_CHECK_REFERENCES = 1  # reference pictures after the keyframe the short seek check reaches
 
 
 def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> VideoInfo:
     """Count the decodable frames of `path`; build its keyframe table and its B-frame skip table.
 
     Every table entry is checked by decoding (see the module doc): the defaults suit videos decoded many times
-    (training), at the cost of a few more decodes of the file, once. skip_table=False builds no skip table
-    (decode_frames then decodes every B-frame before the last needed frame) and costs one decode of the file,
-    plus one for videos with several keyframes: for videos decoded once or twice (inference). With
-    check_seeks=False too the probe is one decode without IDCT, and seeking is exact only where the decoder
-    keeps no state across keyframes (not so for some packed-B-frame AVIs).
+    (training), at the cost of about one more decode of the file, once, for MPEG-4 Part 2 videos with B-frames,
+    and a few frames per keyframe for videos with several. skip_table=False builds no skip table (decode_frames
+    then decodes every B-frame before the last needed frame): about one decode of the file, for videos decoded
+    once or twice (inference). With check_seeks=False too the probe is one decode without IDCT, and seeking is
+    exact only where the decoder keeps no state across keyframes (not so for some packed-B-frame AVIs).
     """
     container, stream = _open(path)
     try:
@@ -194,32 +213,65 @@ def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> V
         checked = skip_table or check_seeks
         if not checked:
             codec_context.options = dict(_QUICK_PROBE_OPTIONS)
-        # per frame: checksum (all frames for a skip table, from the second keyframe on for the seek check;
-        # None where not needed), and the packet that output it
+        # per frame: checksum (all frames for a skip table, the frames each keyframe's seek check compares
+        # otherwise; None where not needed), and the packet that output it
         signatures: list = []
         frame_packets = []
         b_outputs = []  # (packet ordinal, frame number) of packets that output exactly one B-frame
         record_b = skip_table and codec_context.name in _SKIPPABLE_B_CODECS
+        vop_counts = []  # per packet, its VOPs (MPEG-4 Part 2 with a skip table): the runs' packing
         keyframe_packets, keyframes = [], []
+        resetting = []  # per keyframe packet: does the short seek check suffice (see _RESETTING_KEYFRAME_CODECS)
+        seek_checked = {}  # keyframe (after frame 0) -> frame number after the last frame its seek check compares
+        checking = False  # recording the frames a keyframe's seek check compares
+        signing_b = False  # recording every frame from the first B-frame on, for the skip table's checks
+        first_b = -1  # frame number of the first B-frame
+        run_start, family_runs = 0, {}  # b_outputs index where the current run starts; runs per family
+        references_left = 0  # references after the keyframe still to record (-1: up to the next keyframe)
+        idr_types = _IDR_NAL_TYPES.get(codec_context.name)
+        nal_length = _nal_length_size(codec_context) if idr_types and check_seeks else None
         num_frames = width = height = 0
         damage = ""
         try:
             for ordinal, packet in enumerate(container.demux(stream)):
                 if packet.is_keyframe and packet.size:
                     keyframe_packets.append((packet.pts, packet.dts, ordinal))
+                    if check_seeks:
+                        resetting.append(codec_context.name in _RESETTING_KEYFRAME_CODECS or bool(
+                            idr_types and _holds_nal(bytes(packet), nal_length, idr_types, codec_context.name)))
+                if record_b:
+                    vop_counts.append(bytes(packet).count(_VOP_START) if packet.size else 0)
                 frames = _packet_frames(codec_context, packet)
                 for frame in frames:
                     if frame.key_frame:
                         keyframes.append(num_frames)
+                        checking = check_seeks and num_frames > 0
+                        if checking:
+                            j = len(keyframes) - 1
+                            references_left = _SEEK_CHECK_REFERENCES if j < len(resetting) and resetting[j] else -1
+                            seek_checked[num_frames] = num_frames
+                    elif checking and references_left > 0 and frame.pict_type != _PICT_TYPE_B:
+                        references_left -= 1
                     if not num_frames:
                         width, height = frame.width, frame.height
-                    if record_b or (check_seeks and len(keyframes) > 1):
+                    # a skip table compares every frame from the first B-frame on (the first run's region)
+                    if record_b and first_b < 0 and frame.pict_type == _PICT_TYPE_B:
+                        signing_b, first_b = True, num_frames
+                    if signing_b or checking:
                         signatures.append(_signature(frame))
                     else:
                         signatures.append(None)
+                    if checking:
+                        seek_checked[keyframes[-1]] = num_frames + 1
+                        checking = references_left != 0
                     frame_packets.append(ordinal)
                     num_frames += 1
                 if record_b and len(frames) == 1 and frames[0].pict_type == _PICT_TYPE_B:
+                    if signing_b and b_outputs and (ordinal, num_frames - 1) != (b_outputs[-1][0] + 1,
+                                                                                 b_outputs[-1][1] + 1):
+                        # a run ended: stop the checksums once every family has runs enough to check
+                        signing_b = not _sampled_enough(b_outputs, run_start, vop_counts, family_runs)
+                        run_start = len(b_outputs)
                     b_outputs.append((ordinal, num_frames - 1))
         except av.FFmpegError as error:
             if not num_frames:
@@ -257,10 +309,40 @@ def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> V
     finally:
         container.close()
     if b_outputs:
-        _plan_skips(path, info, signatures, frame_packets, b_outputs)
+        _plan_skips(path, info, [None] * first_b + signatures[first_b:], frame_packets, b_outputs, vop_counts)
     if check_seeks and any(k > 0 for k in info.keyframes):
-        _check_seeks(path, info, signatures)
+        _check_seeks(path, info, signatures, seek_checked)
     return info
+
+
+def _nal_length_size(codec_context) -> Optional[int]:
+    """Bytes of the NAL unit length prefix of H.264 / HEVC packets stored as in MP4 / Matroska (from the
+    avcC / hvcC extradata); None for start-code (Annex B) streams."""
+    extradata = codec_context.extradata or b""
+    if codec_context.name == "h264" and len(extradata) > 4 and extradata[0] == 1:
+        return (extradata[4] & 3) + 1
+    if codec_context.name == "hevc" and len(extradata) > 21 and extradata[0] == 1:
+        return (extradata[21] & 3) + 1
+    return None
+
+
+def _holds_nal(data: bytes, length_size: Optional[int], types: set, codec: str) -> bool:
+    """Whether packet `data` holds a NAL unit of one of `types` (length-prefixed, or Annex B start codes)."""
+    shift, mask = (1, 0x3F) if codec == "hevc" else (0, 0x1F)
+    if length_size:
+        at = 0
+        while at + length_size < len(data):
+            size = int.from_bytes(data[at:at + length_size], "big")
+            if (data[at + length_size] >> shift) & mask in types:
+                return True
+            at += length_size + size
+        return False
+    at = data.find(b"\x00\x00\x01")
+    while 0 <= at < len(data) - 3:
+        if (data[at + 3] >> shift) & mask in types:
+            return True
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return False
 
 
 def _signature(frame) -> int:
@@ -312,67 +394,101 @@ def _plane_layout(frame) -> tuple:
 
 # ------------------------------------------------------------------------------------- the B-frame skip table
 
-def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_outputs: list) -> None:
-    """Fill info.skip_groups with the skip options whose effect a real decode showed (see VideoInfo).
+def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_outputs: list,
+                vop_counts: list) -> None:
+    """Fill info.skip_groups with the skip options whose effect real decodes showed (see VideoInfo).
 
-    Options per run of B-frame packets: see `_actions`. Pass (r, parity) applies option r to every other run
-    (those of that parity) and decodes the runs between them normally, so that an option which disturbs what
-    comes after it (the next run's B-frames, the next reference frame) shows up there. Each pass's output is
-    cut at the first packet of each option-applying run into regions, and each region is matched against the
-    sequential frames its packets output, by checksum: the frames missing are the option's measured effect;
-    a frame changed, added, missing outside the run, or not identifiable rejects the option for that run
-    (and, as the disturbance may come from further back, for the option-applying run before it). An option
-    that disturbed the frames after it anywhere is dropped everywhere (for runs of that size): whether a
-    disturbance shows depends on the pictures, and decode_frames applies options next to each other, which
-    the passes do not try in every combination (measured: skipping the packet that holds the next B-VOP makes
-    FFmpeg parse the N-VOP placeholder after it, whose timestamp shifts the direct-mode motion of the next
-    run's B-frames in some runs of a video and not in others).
+    Options per run of B-frame packets: see `_actions`. Runs alike in how their packets are packed (same
+    size, same VOPs per packet, same VOPs in the packet before: a "family", see `_family`) behave alike in the
+    decoder, so each option is tried on _CHECKS_PER_OPTION runs of its family rather than on every run: one
+    decode applies an option to every other run, the options of a family taking turns, and decodes the runs
+    between normally, so that an option which disturbs what comes after it (the next run's B-frames, the next
+    reference frame) shows up there; it stops after the last option-applying run and the run after it. The
+    output is cut at the first packet of each option-applying run into regions, and each region is matched
+    against the sequential frames its packets output, by checksum.
+
+    An option is kept for a family when, on every run it was tried on, it removed exactly the frames that the
+    packets it skips or drops output in the sequential decode, every other frame coming out identical and in
+    order, and it was seen doing so at least once. Removing anything else rejects the option for the family,
+    whatever the pictures (measured: skipping a packed [B2] alone also loses B2, which the N-VOP packet after
+    it outputs, because FFmpeg then parses the placeholder as a picture, whose timestamp shifts the
+    direct-mode motion of the next run's B-frames in some runs of a video and not in others). A disturbed
+    region rejects the option before it and, unless that one was rejected already, the one before that (a
+    disturbance may skip a region). Options not seen on any run of the first checking decode get a second
+    one, on the other runs, where their families hold a tenth of the B-frames or more (_SECOND_PASS_SHARE).
     """
     groups = _runs(b_outputs)  # [first_packet, first_frame, size]
-    options = [_actions(size) for _, _, size in groups]
-    measured: list[dict] = [{} for _ in groups]  # (skip, drop) masks -> removed mask; None, False: rejected
-    disturbing = set()  # (run size, option) that disturbed what followed somewhere
-    for r in range(max(len(o) for o in options)):
-        for parity in (0, 1):
-            chosen = [g for g in range(parity, len(groups), 2) if r < len(options[g])]
-            if parity:  # not worth trying where the first half showed the option useless or disturbing
-                tried = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2) if r < len(options[g])}
-                useful = {(groups[g][2], options[g][r]) for g in range(0, len(groups), 2)
-                          if r < len(options[g]) and measured[g].get(options[g][r])}
-                chosen = [g for g in chosen if (groups[g][2], options[g][r]) not in (tried - useful) | disturbing]
-            if not chosen:
-                continue
-            choice = {g: options[g][r] for g in chosen}
-            skip, drop = _applied(groups, choice)
-            try:
-                output, output_packets, skipped_output = _decode_with_actions(path, skip, drop)
-            except (VideoDecodeError, av.FFmpegError) as error:
-                info.skip_note = f"skip check failed to decode ({error})"
-                return
-            # region k: packets from the first packet of run chosen[k] to that of the next chosen run
-            bounds = [groups[g][0] for g in chosen]
-            expected_cut = [bisect.bisect_left(frame_packets, b) for b in bounds] + [len(signatures)]
-            actual_cut = [bisect.bisect_left(output_packets, b) for b in bounds] + [len(output)]
-            if output[:actual_cut[0]] != signatures[:expected_cut[0]]:
-                info.skip_note = "skip check: the frames before the first skipped packet differ between decodes"
-                return
-            for k, g in enumerate(chosen):
-                first, size = groups[g][1], groups[g][2]
-                result = _region_effect(signatures[expected_cut[k]:expected_cut[k + 1]],
-                                        output[actual_cut[k]:actual_cut[k + 1]], first - expected_cut[k], size)
-                if any(skip[ordinal] == g for ordinal in skipped_output):
-                    result = None  # a skipped packet output a frame: the option does not do what it says
-                measured[g][choice[g]] = result
-                if result is False:
-                    disturbing.add((size, choice[g]))
-                    if k:  # the disturbance may come from the option-applying run before (for that run only:
-                        # a disturbance that skips the region after it would not be the first suspect)
-                        measured[chosen[k - 1]][choice[chosen[k - 1]]] = False
+    families = [_family(group, vop_counts) for group in groups]
+    # frames before the first B-frame carry no signature (None): the passes leave them alike
+    sign_from = next((i for i, value in enumerate(signatures) if value is not None), len(signatures))
+    signed_until = next((i for i in range(sign_from, len(signatures)) if signatures[i] is None), len(signatures))
+    # a run can be tried when the frames up to the second run after it carry checksums
+    ends = [bisect.bisect_left(frame_packets, groups[g + 2][0]) if g + 2 < len(groups) else len(signatures)
+            for g in range(len(groups))]
+    seen: dict = {}  # (family, option) -> runs where the option removed what it predicts
+    tried: dict = {}  # (family, option) -> runs it was applied to
+    rejected: set = set()
+    for parity in (0, 1):
+        untried = {family: [option for option in _actions(family[0])
+                            if (family, option) not in rejected and not seen.get((family, option))]
+                   for family in set(families)}
+        choice, turns = {}, {}
+        for g in range(parity, len(groups), 2):
+            if ends[g] > signed_until:
+                break
+            options = [option for option in untried[families[g]]
+                       if tried.get((families[g], option), 0) < _CHECKS_PER_OPTION]
+            if options:
+                turn = turns[families[g]] = turns.get(families[g], -1) + 1
+                choice[g] = options[turn % len(options)]
+                tried[families[g], choice[g]] = tried.get((families[g], choice[g]), 0) + 1
+        if not choice:
+            break
+        if parity:  # another decode of the whole file: only worth it for a share of the B-frames
+            waiting = sum(groups[g][2] for g in range(len(groups)) if untried[families[g]])
+            if waiting < _SECOND_PASS_SHARE * sum(group[2] for group in groups):
+                break
+        chosen = sorted(choice)
+        skip, drop = _applied(groups, choice)
+        # the decode stops where the last option-applying run's region ends (the run after it decoded)
+        stop = groups[chosen[-1] + 2][0] if chosen[-1] + 2 < len(groups) else None
+        try:
+            output, output_packets, skipped_output = _decode_with_actions(path, skip, drop, sign_from, stop)
+        except (VideoDecodeError, av.FFmpegError) as error:
+            info.skip_note = f"skip check failed to decode ({error})"
+            return
+        # region k: packets from the first packet of run chosen[k] to that of the next chosen run
+        bounds = [groups[g][0] for g in chosen]
+        expected_cut = [bisect.bisect_left(frame_packets, b) for b in bounds] + [ends[chosen[-1]]]
+        actual_cut = [bisect.bisect_left(output_packets, b) for b in bounds] + [len(output)]
+        if output[:actual_cut[0]] != signatures[:expected_cut[0]]:
+            info.skip_note = "skip check: the frames before the first skipped packet differ between decodes"
+            return
+        broken = {skip[ordinal] for ordinal in skipped_output}  # a skipped packet output a frame
+        wrong, disturbed = set(), []
+        for k, g in enumerate(chosen):
+            first, size = groups[g][1], groups[g][2]
+            effect = _region_effect(signatures[expected_cut[k]:expected_cut[k + 1]],
+                                    output[actual_cut[k]:actual_cut[k + 1]], first - expected_cut[k], size)
+            key = (families[g], choice[g])
+            predicted = choice[g][0] | choice[g][1]
+            if effect is False:
+                disturbed.append(k)
+            elif g in broken or (effect is not None and effect != predicted):
+                wrong.add(key)
+            elif effect is not None:
+                seen[key] = seen.get(key, 0) + 1
+        rejected |= wrong
+        for k in disturbed:
+            key = (families[chosen[k]], choice[chosen[k]])
+            if k and key not in wrong:
+                rejected.add((families[chosen[k - 1]], choice[chosen[k - 1]]))
+            rejected.add(key)
     rows = []
-    for (packet, first, size), results in zip(groups, measured):
-        triples = [value for (skip_mask, drop_mask), removed_mask in sorted(results.items())
-                   if removed_mask and (size, (skip_mask, drop_mask)) not in disturbing
-                   for value in (skip_mask, drop_mask, removed_mask)]
+    for (packet, first, size), family in zip(groups, families):
+        triples = [value for skip_mask, drop_mask in sorted(_actions(size))
+                   if seen.get((family, (skip_mask, drop_mask))) and (family, (skip_mask, drop_mask)) not in rejected
+                   for value in (skip_mask, drop_mask, skip_mask | drop_mask)]
         if triples:
             rows.append([packet, first, size, *triples])
     info.skip_groups = rows
@@ -380,10 +496,38 @@ def _plan_skips(path, info: VideoInfo, signatures: list, frame_packets: list, b_
         info.skip_note = f"{len(groups) - len(rows)} of {len(groups)} B-frame runs not skippable (unverified)"
 
 
+# Runs each option is tried on (in a family with that many): the checking decode stops after the last of them,
+# and the first decode stops computing checksums once every family met so far has runs enough for all its
+# options (a family met after that is not skipped).
+_CHECKS_PER_OPTION = 5
+
+
+def _sampled_enough(b_outputs: list, run_start: int, vop_counts: list, family_runs: dict) -> bool:
+    """Count the run that ends at b_outputs[-1] (from b_outputs[run_start]) in family_runs; whether every
+    family has runs enough to try each of its options _CHECKS_PER_OPTION times on every other run, with some
+    to spare (a run is tried with the run after it)."""
+    packet, frame = b_outputs[run_start]
+    family = _family([packet, frame, len(b_outputs) - run_start], vop_counts)
+    family_runs[family] = family_runs.get(family, 0) + 1
+    return all(count >= 2 * len(_actions(key[0])) * _CHECKS_PER_OPTION + 4 for key, count in family_runs.items())
+
+
+# A second decode for the options that the first did not see is made when their families hold at least this
+# share of the B-frames (else, e.g. for the one short run at the end of a video, those runs are not skipped).
+_SECOND_PASS_SHARE = 0.1
+
+
+def _family(group: list, vop_counts: list) -> tuple:
+    """What makes runs of B-frame packets behave alike: (size, VOPs in the packet before the run, VOPs in each
+    of the run's packets): a packed run ([P+B1] [B2] [N-VOP]) and an unpacked one ([P] [B1] [B2]) differ."""
+    packet, _, size = group
+    return (size, vop_counts[packet - 1] if packet else 0, tuple(vop_counts[packet:packet + size]))
+
+
 def _region_effect(expected: list, actual: list, offset: int, size: int):
     """Bit mask of the run's frames (positions offset .. offset+size-1 of `expected`) missing from `actual`;
     False when `actual` is not `expected` minus some of the run's frames; None when the frames missing cannot
-    be told apart from identical neighbours (or none are missing: nothing to gain)."""
+    be told apart from identical neighbours."""
     matched = _embed(expected, actual)
     if matched is None:
         return False
@@ -397,7 +541,7 @@ def _region_effect(expected: list, actual: list, offset: int, size: int):
         if not offset <= i < offset + size:
             return False
         mask |= 1 << (i - offset)
-    return None if ambiguous or not mask else mask
+    return None if ambiguous else mask
 
 
 def _runs(b_outputs: list) -> list:
@@ -439,10 +583,11 @@ def _applied(groups: list, choice: dict) -> tuple[dict, set]:
     return skip, drop
 
 
-def _decode_with_actions(path, skip: dict, drop: set) -> tuple[list, list, list]:
-    """Decode the whole file, skipping (NONREF) the packets in `skip` and not sending those in `drop`: the
-    output frames' signatures, the ordinal of the packet that output each, and the ordinals of skipped packets
-    that output a frame anyway."""
+def _decode_with_actions(path, skip: dict, drop: set, sign_from: int = 0,
+                         stop: Optional[int] = None) -> tuple[list, list, list]:
+    """Decode the file up to packet `stop` (None: the whole file), skipping (NONREF) the packets in `skip` and
+    not sending those in `drop`: the output frames' signatures (None for the first `sign_from`), the ordinal
+    of the packet that output each, and the ordinals of skipped packets that output a frame anyway."""
     container, stream = _open(path)
     try:
         codec_context = stream.codec_context
@@ -450,6 +595,8 @@ def _decode_with_actions(path, skip: dict, drop: set) -> tuple[list, list, list]
         skipping = False
         try:
             for ordinal, packet in enumerate(container.demux(stream)):
+                if ordinal == stop:
+                    break
                 if ordinal in drop:
                     continue
                 flag = ordinal in skip
@@ -460,7 +607,7 @@ def _decode_with_actions(path, skip: dict, drop: set) -> tuple[list, list, list]
                 if flag and frames:
                     skipped_output.append(ordinal)
                 for frame in frames:
-                    output.append(_signature(frame))
+                    output.append(_signature(frame) if len(output) >= sign_from else None)
                     output_packets.append(ordinal)
         except av.FFmpegError:
             pass  # a damaged tail stops this pass where it stopped the first one; the match checks that
@@ -497,21 +644,23 @@ def _embed(expected: list, actual: list):
     return kept, ambiguous - kept
 
 
-def _check_seeks(path, info: VideoInfo, signatures: list) -> None:
-    """Keep the keyframes that a seek lands on and that reproduce the sequential frames up to the next keyframe.
+def _check_seeks(path, info: VideoInfo, signatures: list, checked_ends: dict) -> None:
+    """Keep the keyframes that a seek lands on and after which the decoder outputs the sequential frames.
 
     Seeking by the keyframe packet's dts suits most demuxers; some (Matroska) seek by pts and land a keyframe
     early when given the dts: then the pts is kept (keyframe_dts[j] = None). A keyframe no seek reaches is
     dropped (decode_frames seeks to an earlier one), and so is one after which the decoder outputs other
     pixels than in a sequential decode (a decoder state the keyframe does not reset: measured on packed
-    B-frame AVIs, whose first B-frames after a seek come out wrong).
+    B-frame AVIs, whose first B-frames after a seek come out wrong). The frames compared after keyframe j are
+    those before checked_ends[keyframe]: up to the first reference picture after it where the codec's keyframes
+    reset the decoder (see _RESETTING_KEYFRAME_CODECS), else up to the next keyframe.
     """
     keep, dropped = [], []
     for j, keyframe in enumerate(info.keyframes):
         if keyframe == 0:
             keep.append(j)
             continue
-        end = info.keyframes[j + 1] if j + 1 < len(info.keyframes) else info.num_frames
+        end = checked_ends[keyframe]
         candidates = [ts for ts in (info.keyframe_dts[j], info.keyframe_pts[j]) if ts is not None]
         outcome, seek_ts = "differs", None
         for seek_ts in dict.fromkeys(candidates):

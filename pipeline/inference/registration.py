@@ -2,7 +2,7 @@
 ``"zero-shot-video-classification"`` task (X-CLIP, ``candidate_labels``), and loads either directly.
 
 ``import pipeline`` calls ``register_pipeline()``: transformers' pipeline registry then builds
-``PyAVVideoClassificationPipeline`` (pipeline/data/video_pipeline.py) for the "video-classification" task, for
+``PyAVVideoClassificationPipeline`` (pipeline/inference/video_pipeline.py) for the "video-classification" task, for
 any local folder or Hub id, given only an image processor.
 
 A published repo names the same class in ``config.custom_pipelines`` (see pipeline.publish.hub) so that it works where

@@ -3,19 +3,8 @@
     python -m pipeline.publish push --model_dir outputs/videomae-ucf101 --repo_id me/videomae-ucf101 [--private]
 
 A published repo holds, next to the model files, the code that makes it usable where this package is not
-installed:
-
-- the PyAV ``video-classification`` pipeline (``video_pipeline.py`` and the modules it imports relatively:
-  views, decoding, sampling, preprocessing, model_inputs, frame_count), declared in ``config.json`` as
-  ``custom_pipelines``, so that ``pipeline("video-classification", model=REPO, trust_remote_code=True)`` uses it;
-  a video-text model (X-CLIP) gets the ``zero-shot-video-classification`` pipeline (``zero_shot_pipeline.py`` and
-  its imports) instead;
-- the model code of architectures transformers does not ship (I3D): the files ``config.json``'s ``auto_map``
-  names, which ``save_pretrained`` writes and which are copied from this package when missing.
-
-``custom_pipelines`` is written into the uploaded ``config.json`` only, never into the local folder:
-transformers requires ``trust_remote_code=True`` for any folder declaring a custom pipeline, and a local
-training output should keep working with a plain ``pipeline()`` after ``import pipeline``.
+installed (``pipeline.publish.remote_code``: the pipeline named in ``config.json``'s ``custom_pipelines``, the
+model code of architectures transformers does not ship), as train.py's output folder does.
 
 train.py (``--push_to_hub``): after ``trainer.push_to_hub()`` (which writes the Trainer's own README and waits
 for its checkpoint uploads), ``push_model_dir(output_dir, trainer.hub_model_id, ...)`` uploads our card,
@@ -32,28 +21,18 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 from huggingface_hub import CommitOperationAdd, HfApi
-from transformers.dynamic_module_utils import get_relative_import_files
 
 from ..redaction import find_secrets, live_tokens, redact_recipe
 from ..user_errors import UserValueError, one_line_errors
-from .model_card import build_model_card, write_model_card
-
-PIPELINE_TASK = "video-classification"
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-PIPELINE_MODULE = PACKAGE_DIR / "inference" / "video_pipeline.py"
-PIPELINE_CLASS = "PyAVVideoClassificationPipeline"
-MODELS_DIR = PACKAGE_DIR / "models"
-# video-text models (no classifier head) publish the zero-shot pipeline instead: (task, module, class, Auto class)
-ZERO_SHOT_PIPELINE = ("zero-shot-video-classification", PACKAGE_DIR / "inference" / "zero_shot_pipeline.py",
-                      "ZeroShotVideoClassificationPipeline", "AutoModel")
-ZERO_SHOT_MODEL_TYPES = ("xclip",)
+from .model_card import build_model_card, write_model_card, write_run_card
+from .remote_code import custom_pipelines_entry, remote_code_files, write_remote_code
+from .remote_code import pipeline_code_files  # noqa: F401  (part of this module's API: the files a push uploads)
 
 # Never uploaded: Trainer checkpoints and private/hidden files (as Trainer.push_to_hub ignores them), and the
 # Trainer's pickle of its arguments (see the module docstring).
@@ -68,63 +47,15 @@ class SecretInUploadError(UserValueError):
     """A file about to be uploaded holds an access token; nothing was uploaded."""
 
 
-def _is_zero_shot(model_type: Optional[str]) -> bool:
-    return model_type in ZERO_SHOT_MODEL_TYPES
-
-
-def custom_pipelines_entry(model_type: Optional[str] = None) -> dict[str, Any]:
-    """``config.custom_pipelines`` naming our pipeline for ``model_type`` (a classifier's video-classification, a
-    video-text model's zero-shot-video-classification), in the format Pipeline.save_pretrained writes."""
-    if _is_zero_shot(model_type):
-        task, module, name, auto_class = ZERO_SHOT_PIPELINE
-        return {task: {"impl": f"{module.stem}.{name}", "pt": [auto_class], "type": "multimodal"}}
-    return {PIPELINE_TASK: {"impl": f"{PIPELINE_MODULE.stem}.{PIPELINE_CLASS}",
-                            "pt": ["AutoModelForVideoClassification"], "type": "video"}}
-
-
-def pipeline_code_files(model_type: Optional[str] = None) -> list[Path]:
-    """The pipeline module for ``model_type`` and the siblings it imports relatively (recursively): what
-    transformers fetches."""
-    module = ZERO_SHOT_PIPELINE[1] if _is_zero_shot(model_type) else PIPELINE_MODULE
-    return [module] + sorted(Path(p) for p in get_relative_import_files(str(module)))
-
-
-def model_code_files(model_dir: Path, config: dict) -> list[Path]:
-    """Modules named by ``config.auto_map`` and their relative imports: from the folder, else this package."""
-    needed: list[Path] = []
-    for reference in (config.get("auto_map") or {}).values():
-        references = reference if isinstance(reference, (list, tuple)) else [reference]
-        for ref in references:
-            if not ref or "--" in ref:  # "repo--module.Class" points to code in another repo
-                continue
-            module_file = f"{ref.rsplit('.', 1)[0]}.py"
-            local = model_dir / module_file
-            source = local if local.is_file() else next(iter(sorted(MODELS_DIR.rglob(module_file))), None)
-            if source is None:
-                raise FileNotFoundError(
-                    f"{model_dir / 'config.json'}: auto_map names {ref} but {module_file} is neither in the "
-                    f"folder nor in {MODELS_DIR}")
-            for path in [source] + [Path(p) for p in get_relative_import_files(str(source))]:
-                if path.name not in {p.name for p in needed}:
-                    needed.append(path)
-    return needed
-
-
 def prepare_model_dir_for_hub(
     model_dir: str | Path, *, repo_id: Optional[str] = None, **card_kwargs: Any
 ) -> list[Path]:
-    """Writes into a model folder what a Hub repo needs besides the model: README.md (card), figures/ and the
-    remote code files. config.json is left alone (see the module docstring). Returns the files written."""
+    """Writes into a model folder what a Hub repo needs besides the model: README.md (card), figures/, the
+    remote code files and ``custom_pipelines`` in config.json. Returns the files written."""
     model_dir = Path(model_dir)
     written = [write_model_card(model_dir, repo_id=repo_id, **card_kwargs)]
     written += sorted((model_dir / "figures").glob("*")) if (model_dir / "figures").is_dir() else []
-    config = json.loads((model_dir / "config.json").read_text())
-    for source in pipeline_code_files(config.get("model_type")) + model_code_files(model_dir, config):
-        destination = model_dir / source.name
-        if source.resolve() != destination.resolve():
-            shutil.copyfile(source, destination)
-            written.append(destination)
-    return written
+    return written + write_remote_code(model_dir)
 
 
 def _ignored(path_in_repo: str) -> bool:
@@ -153,7 +84,7 @@ def hub_operations(
     files["README.md"] = str(card).encode("utf-8")
     for source, target in figures:
         files[target] = source
-    for source in pipeline_code_files(config.get("model_type")) + model_code_files(model_dir, config):
+    for source in remote_code_files(model_dir):
         files[source.name] = source
     config["custom_pipelines"] = custom_pipelines_entry(config.get("model_type"))
     files["config.json"] = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -237,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dataset", default=None, help="training data if there is no recipe.yaml, e.g. ucf101")
     push.add_argument("--eval_dir", action="append", default=None,
                       help="evaluation output folder(s) to report (default: <model_dir>/evaluation*)")
-    card = commands.add_parser("card", help="only write README.md (and figures/) into a model folder")
+    card = commands.add_parser("card", help="only write README.md, figures/ and the remote code into a model folder")
     card.add_argument("--model_dir", required=True)
     card.add_argument("--repo_id", default=None)
     card.add_argument("--license", default=None)
@@ -251,7 +182,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     card_kwargs = {"license": args.license, "dataset": args.dataset,
                    "eval_dirs": args.eval_dir}
     if args.command == "card":
-        print(write_model_card(args.model_dir, repo_id=args.repo_id, **card_kwargs))
+        print(write_run_card(args.model_dir, repo_id=args.repo_id, **card_kwargs))
         return 0
     info = push_model_dir(args.model_dir, args.repo_id, token=args.token, private=args.private or None,
                           commit_message=args.commit_message, revision=args.revision, endpoint=args.endpoint,

@@ -26,8 +26,10 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.decoding import VIDEO_EXTENSIONS
 
 from ..redaction import redact_recipe
+from .remote_code import write_remote_code
 
 FIGURES_DIR = "figures"
 # The card's text, a Jinja template rendered by huggingface_hub's ModelCard.from_template.
@@ -106,12 +108,13 @@ CITATIONS = {
 }""",
 }
 
-# Recipe keys worth a row in the hyper-parameter table, in reading order (the full recipe follows the table).
+# Recipe keys worth a row (how long it trained comes from trainer_state.json, not from num_train_epochs /
+# max_steps: one of the two is a default the run never used) in the hyper-parameter table, in reading order (the full recipe follows the table).
 HYPERPARAMETER_KEYS = (
     "model_name_or_path", "model_type", "freeze_backbone", "num_frames", "frame_sampling_rate", "sampling_strategy",
     "short_video",
     "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "optim",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs", "max_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps",
     "bf16", "fp16", "seed", "random_crop", "crop_scale", "horizontal_flip", "repeated_augmentation",
 )
 
@@ -420,6 +423,35 @@ def _training_curves(model_dir: Path) -> Optional[Path]:
     return plot_training_curves(load_log_history(state), model_dir / FIGURES_DIR / TRAINING_CURVES)
 
 
+def _example_video(facts: ModelFacts) -> Optional[str]:
+    """A test video of the run's own data (a local card's snippet then runs as pasted): the first line of the
+    UCF101-layout test list when there is one, else the first video file of ``dataset_dir``; None when the data
+    is not a local folder."""
+    root = facts.recipe.get("dataset_dir")
+    if not isinstance(root, str) or not Path(root).is_dir():
+        return None
+    root_path = Path(root)
+    for test_list in sorted(root_path.glob("*/testlist0*.txt")) + sorted(root_path.glob("testlist0*.txt")):
+        words = test_list.read_text().split()
+        for base in (root_path / "UCF-101", root_path):
+            if words and (base / words[0]).is_file():
+                return str(base / words[0])
+    videos = (p for p in sorted(root_path.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    return str(next(videos, "")) or None
+
+
+def _trained_for(model_dir: Path) -> list[tuple[str, Any]]:
+    """Steps and epochs the run trained, from the Trainer's final ``trainer_state.json`` (none without one)."""
+    state = _read_json(Path(model_dir) / "trainer_state.json") or {}
+    steps, epochs = _number(state.get("global_step")), _number(state.get("epoch"))
+    rows: list[tuple[str, Any]] = []
+    if steps is not None:
+        rows.append(("steps trained", int(steps)))
+    if epochs is not None:
+        rows.append(("epochs trained", round(epochs, 2)))
+    return rows
+
+
 def _card_context(facts, results, figures, model_name, repo_id, data_name, data_type, license) -> dict[str, Any]:
     """Everything the card template (model_card_template.md) shows, computed from the model folder."""
     if facts.base_model:
@@ -477,15 +509,26 @@ def _card_context(facts, results, figures, model_name, repo_id, data_name, data_
         "per_class": per_class,
         "figures": [(_figure_caption(src), target) for src, target in figures],
         "model_ref": repo_id or str(facts.model_dir),
+        "is_hub": repo_id is not None,
+        "example_video": (None if repo_id else _example_video(facts)) or "video.mp4",
         "contract": facts.clip_spec().describe(),
         "processor_file": ("video processor (`video_preprocessor_config.json`)" if video_processor_only
                            else "image processor (`preprocessor_config.json`)"),
-        "hyperparameters": [(k, facts.recipe[k]) for k in HYPERPARAMETER_KEYS
-                            if facts.recipe and facts.recipe.get(k) not in (None, "", [])],
+        "hyperparameters": _trained_for(facts.model_dir) + [
+            (k, facts.recipe[k]) for k in HYPERPARAMETER_KEYS if facts.recipe and facts.recipe.get(k) not in (None, "", [])],
         "recipe_yaml": yaml.safe_dump(facts.recipe, sort_keys=False).strip() if facts.recipe else "",
         "license": license,
         "citations": [CITATIONS[k] for k in cited if k in CITATIONS],
     }
+
+
+def write_run_card(model_dir: str | Path, **card_kwargs: Any) -> Path:
+    """What the end of every training run leaves in its folder so that the card's snippet works there as
+    written: the card (``write_model_card``), and the pipeline's remote code with ``custom_pipelines`` in
+    config.json (``pipeline.publish.remote_code``). Returns the card."""
+    card = write_model_card(model_dir, **card_kwargs)
+    write_remote_code(model_dir)
+    return card
 
 
 def write_model_card(model_dir: str | Path, **card_kwargs: Any) -> Path:

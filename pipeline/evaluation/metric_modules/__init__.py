@@ -1,6 +1,6 @@
 """Metric modules shipped with the pipeline, loaded by path so `evaluate` never goes to the Hub.
 
-Each module lives in ``pipeline/metrics/<name>/<name>.py`` (the layout `evaluate.load`
+Each module lives in ``pipeline/evaluation/metric_modules/<name>/<name>.py`` (the layout `evaluate.load`
 expects of a local directory) and imports only standalone libraries, one ``import``
 per line, because `evaluate` copies the file and imports it outside this package.
 """

@@ -209,7 +209,8 @@ def convert(checkpoint, output_dir, labels_path=PACKAGED_LABELS) -> I3DForVideoC
     return model
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m pipeline.models.i3d.convert_i3d_jax``."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -220,7 +221,11 @@ def main(argv=None):
     parser.add_argument(
         "--labels", default=str(PACKAGED_LABELS), help="Kinetics-400 class names, one per line"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     model = convert(args.checkpoint, args.output_dir, args.labels)
     count = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.output_dir}: I3D with {count:,} parameters, {model.config.num_labels} labels")
