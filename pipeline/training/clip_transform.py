@@ -10,6 +10,11 @@ random augmentation parameters of each of its ``repeats`` copies. Where the pixe
 - ``"workers"``: the worker applies the same transforms with the same parameters and sends normalised float clips
   (the better choice when the model itself runs on the CPU, whose cores the workers already use).
 
+Training draws (clip positions, augmentation parameters) are seeded per batch by ``ClipRandomness`` from the
+run's seed, the epoch and the batch's samples (their ``__key__`` where rows have one, as WebDataset samples do; else
+the video), so a run resumed mid-epoch trains on the same clips
+(pipeline/training/clip_randomness.py).
+
 A video that fails to decode is logged with its path and reason and yields ``None`` (the collator drops it), so
 one bad file never stops a run.
 """
@@ -27,6 +32,7 @@ from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_fram
 from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
+from pipeline.training.clip_randomness import ClipRandomness, sample_key
 from pipeline.training.collate import ClipBatch, empty_batch
 
 logger = logging.getLogger(__name__)
@@ -45,7 +51,7 @@ class ClipTransform:
 
     def __init__(self, spec: ClipSpec, prep: VideoPreprocessing, train: bool, *,
                  augmentation: AugmentationSettings | None = None, repeats: int = 1, placement: str = "device",
-                 video_column: str = "video", label_column: str = "label"):
+                 video_column: str = "video", label_column: str = "label", key_column: str = "__key__"):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if placement not in PLACEMENTS:
@@ -57,9 +63,18 @@ class ClipTransform:
         self.placement = placement
         self.video_column = video_column
         self.label_column = label_column
+        self.key_column = key_column  # what names a sample for its random draws (a stream's key), else the video
         self.augmentation = ClipAugmentation(prep, augmentation) if train else None
+        self.randomness = ClipRandomness() if train else None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        if not self.train:
+            return self._clips(batch)
+        keys = batch.get(self.key_column) or batch[self.video_column]
+        with self.randomness.drawing([sample_key(key) for key in keys]):
+            return self._clips(batch)
+
+    def _clips(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         # a path, or a streamed video's bytes as a named in-memory file (pipeline.data.streaming)
         paths = [video_source(cell) for cell in batch[self.video_column]]
         infos = [_info(path, info) for path, info in zip(paths, batch.get("video_info") or [None] * len(paths))]
@@ -92,7 +107,7 @@ class ClipTransform:
     def _indices(self, info: VideoInfo) -> np.ndarray:
         if not self.train:
             return self.spec.eval_clips(info.num_frames, num_clips=1)[0]
-        # torch's generator is seeded per worker and per run by the Trainer: reproducible and distinct per worker
+        # torch's generator is seeded for this batch here (ClipRandomness): the same clip wherever it is loaded
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         return self.spec.train_clip(info.num_frames, rng)
 
