@@ -53,7 +53,7 @@ class VideoClassifierApp:
         self.model_name = model
         self.classifier = load_pipeline(model, backend=backend, device=device)
         self.config = self.classifier.model.config
-        self.spec = self.classifier.clip_spec()  # the model's clip contract, as pipeline() uses it
+        self.spec = self.classifier.model_clip_spec()  # the model's clip contract, as pipeline() uses it
         self.explainer = self._explainer(model, backend) if explain else None
         self.why_no_overlay = ("" if self.explainer is not None else
                                "no overlay: turned off" if not explain else
@@ -322,7 +322,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     gr = _gradio()
-    from pipeline.predict import find_videos
+    from pipeline.data.video_files import find_videos
 
     app = VideoClassifierApp(args.model, backend=args.backend, device=args.device, explain=not args.no_explain)
     if args.examples is not None:

@@ -18,7 +18,9 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from pipeline.compatibility import require
-from pipeline.inference.clip_spec import DEFAULT_RATE, DEFAULT_SHORT, DEFAULT_STRATEGY
+from pipeline.inference.clip_spec import (
+    DEFAULT_NUM_CLIPS, DEFAULT_NUM_CROPS, DEFAULT_RATE, DEFAULT_SHORT, DEFAULT_STRATEGY, OLD_NAMES,
+)
 
 from pipeline.redaction import redact_recipe
 from pipeline.training.checkpointing_names import accepted_names, argv_with_library_names, with_library_names
@@ -85,10 +87,23 @@ class DataArguments:
     """Which videos, how they are split, sampled and augmented."""
 
     dataset: str = field(
-        default="ucf101", metadata={"help": "ucf101 | demo | videofolder | hf (a datasets dataset, Hub id or local)."}
+        default="ucf101",
+        metadata={"help": "ucf101 | demo | videofolder | hf (a datasets dataset, Hub id or local) | webdataset (tar "
+                          "shards of python -m pipeline.data.shards, streamed)."},
     )
     dataset_dir: Optional[str] = field(
-        default=None, metadata={"help": "UCF101 folder, demo folder, video folder, or datasets name/path."}
+        default=None,
+        metadata={"help": "UCF101 folder, demo folder, video folder, datasets name/path, or the shards' folder / glob."},
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "hf: stream the dataset (videos decoded from bytes in memory, no local copy); webdataset "
+                          "always streams."},
+    )
+    shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={"help": "Streams: training videos held in the shuffle buffer of each loader worker (their bytes "
+                          "stay in memory; shard order is shuffled too). 0 or 1: no buffer."},
     )
     splits_dir: Optional[str] = field(default=None, metadata={"help": "UCF101 ucfTrainTestlist folder if elsewhere."})
     ucf101_split: int = field(default=1, metadata={"help": "Official UCF101 split: 1, 2 or 3."})
@@ -102,10 +117,18 @@ class DataArguments:
     )
     video_column: str = field(default="video", metadata={"help": "Video column of a datasets dataset."})
     label_column: str = field(default="label", metadata={"help": "Label column of a datasets dataset."})
+    # --- the clip contract (pipeline/inference/clip_spec.py): the same names in config.json and pipeline() ---
     num_frames: Optional[int] = field(default=None, metadata={"help": "Frames per clip (default: model config)."})
     frame_sampling_rate: int = field(default=DEFAULT_RATE, metadata={"help": "Take every r-th frame (dense sampling)."})
-    sampling_strategy: str = field(default=DEFAULT_STRATEGY, metadata={"help": "dense | uniform | random."})
+    frame_sampling_strategy: str = field(
+        default=DEFAULT_STRATEGY, metadata={"help": "dense | uniform | random.", "aliases": ["--sampling_strategy"]})
     short_video: str = field(default=DEFAULT_SHORT, metadata={"help": "clamp | loop: videos shorter than a clip's span."})
+    num_clips: int = field(
+        default=DEFAULT_NUM_CLIPS,
+        metadata={"help": "Evaluation views: temporal clips per video.", "aliases": ["--eval_num_clips"]})
+    num_crops: int = field(
+        default=DEFAULT_NUM_CROPS,
+        metadata={"help": "Evaluation views: spatial crops per clip.", "aliases": ["--eval_num_crops"]})
     random_crop: bool = field(default=True, metadata={"help": "Random resized crop in training."})
     crop_scale: list[float] = field(
         default_factory=lambda: [0.25, 1.0], metadata={"help": "Area range of the random resized crop."}
@@ -157,8 +180,6 @@ class RunArguments:
         default=None, metadata={"help": "Stop after N evaluations without improvement of metric_for_best_model."}
     )
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "Minimum improvement that counts."})
-    eval_num_clips: int = field(default=1, metadata={"help": "Final multi-view evaluation: temporal clips."})
-    eval_num_crops: int = field(default=1, metadata={"help": "Final multi-view evaluation: spatial crops."})
     run_multiview_evaluation: bool = field(
         default=False, metadata={"help": "After training, run pipeline.evaluation on test (report, figures)."}
     )
@@ -198,8 +219,21 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     values = yaml.safe_load(path.read_text()) or {}
     if not isinstance(values, dict):
         raise ValueError(f"recipe {path} must be a YAML mapping of key: value")
+    values = current_names(values, where=f"recipe {path}")
     check_keys(values, where=f"recipe {path}")
     return values
+
+
+def current_names(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """A recipe's values with the clip contract's older key names (``OLD_NAMES``: ``sampling_strategy``,
+    ``eval_num_clips``, ``eval_num_crops``) read as today's; both names at once is an error."""
+    out = dict(values)
+    for old, name in OLD_NAMES.items():
+        if old in out:
+            if name in out:
+                raise ValueError(f"{where} sets both {old} and {name}: they are one key now ({name})")
+            out[name] = out.pop(old)
+    return out
 
 
 def check_keys(values: dict[str, Any], where: str) -> None:

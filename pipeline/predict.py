@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 from tqdm.auto import tqdm
 
 import av
 
+from .data.video_files import find_videos
 from .inference import load_pipeline
-from .inference.decoding import VIDEO_EXTENSIONS, VideoDecodeError
+from .inference.decoding import VideoDecodeError
 from .inference.options import PipelineOptionError
 from .user_errors import UserValueError, check_model_reference, one_line_errors, say_signals
 
@@ -31,29 +31,6 @@ from .user_errors import UserValueError, check_model_reference, one_line_errors,
 
 # What makes one input fail without stopping the others.
 INPUT_ERRORS = (VideoDecodeError, ValueError, OSError, TypeError, av.FFmpegError)
-
-
-def find_videos(paths: Iterable[str]) -> tuple[list[str], list[dict[str, str]]]:
-    """(inputs to classify, error records): files and URLs as given, folders expanded to the video files under
-    them (sorted); a path that does not exist or a folder without videos becomes an error record."""
-    found: list[str] = []
-    errors: list[dict[str, str]] = []
-    for name in paths:
-        if name.lower().startswith(("http://", "https://")):
-            found.append(name)
-            continue
-        path = Path(name)
-        if path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            if not videos:
-                errors.append({"video": str(path), "error": f"no video files ({', '.join(sorted(VIDEO_EXTENSIONS))}) "
-                                                              "in this folder"})
-            found += [str(p) for p in videos]
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            errors.append({"video": str(path), "error": "no such video file or folder"})
-    return found, errors
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,30 +17,19 @@ if __package__ in (None, ""):
     # first on sys.path, which is why no module there is named after a library
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch
 import yaml
-from transformers import EarlyStoppingCallback, set_seed
+from transformers import EarlyStoppingCallback
 
 from pipeline.configs import parse_args, resolved_recipe
-from pipeline.inference.clip_spec import ClipSpec
-from pipeline.inference.model_inputs import config_num_frames
-from pipeline.training.clip_transform import ClipTransform
 from pipeline.training.collate import VideoCollator
-from pipeline.data.metadata import add_video_info
-from pipeline.data.sources import build_dataset
-from pipeline.inference.preprocessing import VideoPreprocessing
-from pipeline.training.augmentation import AugmentationSettings
-from pipeline.training.device_batch import DeviceBatch
+from pipeline.data.streaming import StreamCollator, manifest_class_counts, prepare_for_trainer, split_length, stream_labels
 from pipeline.evaluation.metric_modules import load_metric
-from pipeline.models import get_model
 from pipeline.process_exit import run_or_exit
 from pipeline.publish.model_card import write_run_card
 from pipeline.training.checkpoints import plan_relaunch
-from pipeline.training.checkpointing_names import checkpointing_enabled
-from pipeline.training.fine_tuning import FineTuning
 from pipeline.training.run_lock import hold_output_dir
-from pipeline.training.recipe_checks import check_recipe, check_splits, report_short_videos
-from pipeline.training.video_counts import VideoCounts
+from pipeline.training.recipe_checks import check_recipe
+from pipeline.training.setup import build_run, prepare_splits, resolve_num_frames, set_cpu_threads
 from pipeline.training.trainer import VideoTrainer
 from pipeline.redaction import install_log_redaction, take_hub_token
 from pipeline.user_errors import one_line_errors
@@ -88,26 +77,6 @@ def log_process(training_args) -> None:
     )
 
 
-def set_cpu_threads(training_args) -> int | None:
-    """On CPU, gives each data worker a core of its own and the compute threads the rest.
-
-    torch defaults to one compute thread per core, which the DataLoader workers then fight for: on the 2-core
-    demo, 1 compute thread + 2 workers trained 1.25-1.3x faster than 2 + 2 (measured, 200 steps). An explicit
-    OMP_NUM_THREADS (set by the user, or by torchrun for several processes) wins. Returns the count it set.
-    """
-    if training_args.device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
-        return None
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    threads = max(1, cores // processes_here - training_args.dataloader_num_workers)
-    torch.set_num_threads(threads)
-    logger.info("CPU: %d compute thread(s) per process beside %d data worker(s) on %d core(s)",
-                threads, training_args.dataloader_num_workers, cores)
-    return threads
-
-
 def compute_metrics_fn():
     """Top-1 / top-5 through the evaluate module shipped in the repo (offline, DESIGN fact 5)."""
     metric = load_metric("topk_accuracy")
@@ -133,66 +102,6 @@ def prepare_training_args(training_args, model_args, run_args) -> None:
         raise ValueError("early_stopping_patience needs load_best_model_at_end: true (and an eval strategy)")
 
 
-def build_model(model_args, data_args, labels, run_args=None):
-    """(model, processor) for ``labels``, with the clip sampling written into the config: it travels with every
-    checkpoint, so evaluation and ``pipeline()`` sample frames exactly as training did."""
-    model, processor = get_model(
-        labels,
-        model_name_or_path=model_args.model_name_or_path,
-        model_type=model_args.model_type,
-        config_overrides=model_args.overrides(),
-        processor_name_or_path=model_args.processor_name_or_path,
-        image_size=model_args.image_size,
-        num_frames=data_args.num_frames,
-        attn_implementation=model_args.attn_implementation,
-        ignore_mismatched_backbone=model_args.ignore_mismatched_backbone,
-        cache_dir=model_args.cache_dir,
-    )
-    clip_spec(model, data_args, processor, run_args).save_to(model.config)
-    return model, processor
-
-
-def clip_spec(model, data_args, processor, run_args=None) -> ClipSpec:
-    """The clip contract this run trains with: the recipe's sampling (the model config's frame count when the
-    recipe gives none), its evaluation views, the processor's geometry. Written into config.json with the model."""
-    views = {} if run_args is None else {"num_clips": run_args.eval_num_clips, "num_crops": run_args.eval_num_crops}
-    return ClipSpec(data_args.num_frames or config_num_frames(model.config), data_args.frame_sampling_rate,
-                    data_args.sampling_strategy, data_args.short_video,
-                    preprocessing=VideoPreprocessing.from_processor(processor), **views)
-
-
-def augmentation_placement(data_args, device) -> str:
-    """Where training clips are augmented and normalised: "device" (the loader sends uint8) or "workers".
-
-    "auto" picks the device when it is an accelerator, and the loader workers when the model runs on the CPU (the
-    workers already have cores of their own there; the main process has the model's compute to do).
-    """
-    if data_args.augment_on == "auto":
-        return "workers" if torch.device(device).type == "cpu" else "device"
-    if data_args.augment_on not in ("device", "workers"):
-        raise ValueError(f"augment_on must be auto, device or workers, got {data_args.augment_on!r}")
-    return data_args.augment_on
-
-
-def build_clip_transforms(data_args, model, processor, device="cpu"):
-    """(training transform, evaluation transform, DeviceBatch) for ``with_transform`` and ``VideoTrainer``."""
-    spec = ClipSpec.from_config(model.config, processor)
-    prep = spec.preprocessing
-    augmentation = AugmentationSettings(
-        random_crop=data_args.random_crop,
-        crop_scale=tuple(data_args.crop_scale),
-        horizontal_flip=data_args.horizontal_flip,
-        color_jitter=data_args.color_jitter,
-        rotation_range=data_args.rotation_range,
-        rand_augment=data_args.rand_augment,
-    )
-    placement = augmentation_placement(data_args, device)
-    train = ClipTransform(spec, prep, train=True, augmentation=augmentation,
-                          repeats=data_args.repeated_augmentation, placement=placement)
-    evaluation = ClipTransform(spec, prep, train=False, placement=placement)
-    return train, evaluation, DeviceBatch(prep, train.augmentation)
-
-
 def check_world_size(training_args) -> None:
     """Fails when the launcher started several processes but each one trains alone (e.g. DDP on a machine without
     GPUs whose recipe lacks ``use_cpu: true``): they would all train on the whole data and write one output_dir."""
@@ -216,43 +125,43 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     prepare_training_args(training_args, model_args, run_args)
     check_recipe(model_args, data_args, run_args, training_args)  # impossible values stop here, in one line
     hold_output_dir(training_args)  # one run per output_dir: a second one stops here, naming the first
+    # the frame count is known before anything is written: recipe.yaml (and each checkpoint's) states it
+    model_num_frames = resolve_num_frames(model_args, data_args)
     # what output_dir holds decides what this launch does: resume, continue, stop with a reason, or nothing
     with training_args.main_process_first(desc="checkpoint check", local=training_args.save_on_each_node):
         relaunch = plan_relaunch(resolved_recipe(model_args, data_args, run_args, training_args), training_args,
-                                 run_args)
+                                 run_args, model_num_frames)
     if relaunch.results is not None:
         return relaunch.results
 
-    with training_args.main_process_first(desc="dataset preparation"):
-        splits = build_dataset(data_args)
-        counts = VideoCounts(training_args.output_dir, splits, is_main_process=training_args.should_save)
-        splits, skipped = add_video_info(splits, num_proc=data_args.probe_num_proc)
-    counts.probed(skipped)
-    if skipped:
-        logger.warning("%d unreadable video(s) left out: %s", len(skipped), "; ".join(f"{p} ({r})" for p, r in skipped))
-    for name in splits:
-        limit = data_args.max_train_samples if name == "train" else data_args.max_eval_samples
-        if limit is not None and limit < len(splits[name]):
-            splits[name] = splits[name].shuffle(seed=data_args.split_seed).select(range(limit))
-            counts.limited(name, limit)
-    check_splits(splits, data_args, evaluation_on=training_args.eval_strategy != "no")
+    prepared = prepare_splits(
+        data_args, counts_dir=training_args.output_dir, is_main_process=training_args.should_save,
+        evaluation_on=training_args.eval_strategy != "no",
+        one_process_first=lambda: training_args.main_process_first(desc="dataset preparation"))
+    splits, skipped, counts, streamed = prepared.splits, prepared.skipped, prepared.counts, prepared.streamed
     labels = splits["train"].features["label"].names
-    logger.info("data: %s; %d classes", {k: len(v) for k, v in splits.items()}, len(labels))
+    logger.info("data: %s; %d classes", {k: split_length(v) for k, v in splits.items()}, len(labels))
 
-    fine_tuning = FineTuning.from_args(model_args, data_args, run_args, training_args, len(labels),
-                                       splits["train"]["label"])
-    set_seed(training_args.seed)  # a model built from a config is initialised by the run's seed too
-    model, processor = build_model(model_args, data_args, labels, run_args)
-    model = fine_tuning.prepare_model(model)  # probe, drop path, frozen backbone
-    report_short_videos(splits, model.config.num_frames, data_args.frame_sampling_rate, data_args.sampling_strategy,
-                        data_args.short_video)
-    if checkpointing_enabled(training_args):
-        model.config.use_cache = False
-    train_transform, eval_transform, device_batch = build_clip_transforms(
-        data_args, model, processor, training_args.device)
+    if streamed:  # a stream's labels are not read ahead: class weights take the shards' per-class counts
+        train_labels = (stream_labels(splits["train"], manifest_class_counts(data_args))
+                        if run_args.class_weighting != "none" else [])
+    else:
+        train_labels = splits["train"]["label"]
+    # a stream is not read ahead, so its short videos are not counted before training
+    run = build_run(model_args, data_args, run_args, training_args, labels, train_labels,
+                    None if streamed else splits)
+    model, processor, fine_tuning = run.model, run.processor, run.fine_tuning
+    train_transform, eval_transform = run.train_transform, run.eval_transform
     logger.info("training clips are augmented and normalised on the %s", train_transform.placement)
-    train_ds = splits["train"].with_transform(train_transform)
-    eval_ds = splits["validation"].with_transform(counts.wrap(eval_transform)) if "validation" in splits else None
+    if streamed:
+        loader_sets = prepare_for_trainer(splits, data_args, training_args, train_transform)
+        collator = StreamCollator(VideoCollator(), counts.wrap(eval_transform))
+    else:
+        collator = VideoCollator()
+        loader_sets = {name: split.with_transform(train_transform if name == "train" else counts.wrap(eval_transform))
+                       for name, split in splits.items()}
+    train_ds = loader_sets["train"]
+    eval_ds = loader_sets.get("validation")
     if eval_ds is None and training_args.eval_strategy != "no":
         logger.warning("no validation split (validation_fraction=0): evaluation during training is off")
         training_args.eval_strategy = "no"
@@ -266,18 +175,18 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         args=training_args,
         train_dataset=train_ds,
         eval_dataset=eval_ds,
-        data_collator=VideoCollator(),
+        data_collator=collator,
         compute_metrics=compute_metrics_fn(),
         processing_class=processor,
         callbacks=callbacks,
-        device_batch=device_batch,
+        device_batch=run.device_batch,
         fine_tuning=fine_tuning,
     )
 
     train_result = trainer.train(resume_from_checkpoint=relaunch.checkpoint)
     trainer.save_model()  # also saves the processor (processing_class)
     train_metrics = dict(train_result.metrics)
-    train_metrics["train_samples"] = len(splits["train"])
+    train_metrics["train_samples"] = split_length(splits["train"])
     train_metrics["skipped_videos"] = len(skipped)
     trainer.log_metrics("train", train_metrics)
     trainer.save_metrics("train", train_metrics)
@@ -288,7 +197,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
     # eval dataloader, and evaluate(test_ds) would silently score the validation set again.
     final_sets = {"validation": eval_ds} if eval_ds is not None else {}
     if "test" in splits:
-        final_sets["test"] = splits["test"].with_transform(counts.wrap(eval_transform))
+        final_sets["test"] = loader_sets["test"]
     trainer.eval_dataset = final_sets
     for name, prefix in (("validation", "eval"), ("test", "test")):
         if name not in final_sets:
@@ -305,7 +214,6 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
 
     if trainer.is_world_process_zero():
         recipe = resolved_recipe(model_args, data_args, run_args, training_args)
-        recipe["num_frames"] = model.config.num_frames
         Path(training_args.output_dir, "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
 
     if run_args.run_multiview_evaluation and "test" in splits:
@@ -315,8 +223,8 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
             trainer.model,
             processor,
             splits["test"],
-            num_clips=run_args.eval_num_clips,
-            num_crops=run_args.eval_num_crops,
+            num_clips=data_args.num_clips,
+            num_crops=data_args.num_crops,
             output_dir=Path(training_args.output_dir) / "evaluation",
             batch_size=training_args.per_device_eval_batch_size,
             trainer_state=Path(training_args.output_dir) / "trainer_state.json",

@@ -50,7 +50,7 @@ def fake_views(path: str, processor) -> torch.Tensor:
     """The views the model is fed for ``fake_clips(path)``."""
     from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
 
-    return clip_views(*fake_clips(path), VideoPreprocessing.from_processor(processor))
+    return clip_views(*fake_clips(path), VideoPreprocessing.from_processor(processor), 1)
 
 
 def run(model_dir: str, out_dir: str) -> dict:

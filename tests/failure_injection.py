@@ -23,6 +23,7 @@ from transformers import TrainerCallback  # noqa: E402
 
 import pipeline.evaluation.command as evaluation_command  # noqa: E402
 import pipeline.train as train  # noqa: E402
+import pipeline.training.setup as setup  # noqa: E402
 from pipeline.inference.video_scoring import VideoClips  # noqa: E402
 from pipeline.process_exit import run_or_exit  # noqa: E402
 from pipeline.training.clip_transform import ClipTransform  # noqa: E402
@@ -70,13 +71,13 @@ def _wrap_forward(model, where: str):
 
 
 def inject_model():
-    build = train.build_model
+    build = setup.build_model
 
     def build_failing(*args, **kwargs):
         model, processor = build(*args, **kwargs)
         return _wrap_forward(model, "model's forward"), processor
 
-    train.build_model = build_failing
+    setup.build_model = build_failing
 
 
 def inject_loss():

@@ -38,7 +38,8 @@ def corpus_dir(tmp_path_factory):
 def report(corpus_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out") / "data.json"
     args = ["--workdir", str(corpus_dir), *CORPUS, "--kinds", *KINDS, *REAL, "--clips", "6", "--check_clips", "5",
-            "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--json", str(out), *TINY, *PROBE_COST]
+            "--loader_clips", "8", "--workers", "1", "--repeats", "2", "--stream_epochs", "2", "--stream_workers", "1",
+            "--json", str(out), *TINY, *PROBE_COST]
     returned = bench.main(args)
     written = json.loads(out.read_text())
     assert written["decode"].keys() == returned["decode"].keys()
@@ -95,6 +96,18 @@ def test_loader_runs_in_a_real_dataloader_with_repeats(report):
     assert device["batch_shape"] == [2, 4, 240, 320, 3]
     # ... the workers placement 2 x R=2 normalised float clips at 32x32
     assert workers["batch_shape"] == [4, 4, 3, 32, 32]
+
+
+def test_streaming_from_shards_is_compared_with_files_on_the_same_videos(report):
+    stream = report["stream"]
+    assert stream["videos"] == 4 and stream["workers"] == 1 and stream["shards"] == 1
+    for name in ("files", "stream"):
+        epochs = stream["epochs"][name]
+        assert [e["clips"] for e in epochs] == [4, 4]  # every video once per epoch, from either source
+        assert stream[f"{name}_clips_per_cpu_s"] > 0
+        assert len(stream[f"{name}_rss_mb_per_epoch"]) == 2 and all(m > 0 for m in stream[f"{name}_rss_mb_per_epoch"])
+    assert stream["stream_vs_files"] == pytest.approx(stream["stream_clips_per_cpu_s"] / stream["files_clips_per_cpu_s"])
+    assert "streaming from shards vs reading files" in bench.format_tables(report)
 
 
 def test_probe_cost_in_full_decodes_per_group_and_layout(report):

@@ -181,3 +181,25 @@ def test_dispatcher_passes_arguments_and_maps_results_to_an_exit_status(monkeypa
     assert dispatcher.main(["fake", "--steps", "2"]) == 0  # results (not an int) mean success
     assert dispatcher.main(["fake", "--fail"]) == 3
     assert calls == [["--steps", "2"], ["--fail"]]
+
+
+def test_benchmark_checks_the_recipe_like_training_before_reading_data(tmp_path):
+    from pipeline.benchmark.train import build_training_setup
+    from pipeline.user_errors import RecipeError
+
+    with pytest.raises(RecipeError, match="num_frames: 0 is not possible"):
+        build_training_setup(str(REPO / "recipes" / "demo.yaml"),
+                             ["--num_frames", "0", "--dataset_dir", str(tmp_path / "nothing-here")])
+
+
+@pytest.mark.slow
+def test_benchmark_builds_the_model_training_builds(monkeypatch):
+    """The fine-tuning changes train.py makes to the model (here a frozen backbone) are in the measured model."""
+    from pipeline.benchmark.train import build_training_setup
+
+    monkeypatch.chdir(REPO)
+    args, model, train_ds, transform, _, _ = build_training_setup(
+        "recipes/demo.yaml", ["--freeze_backbone", "true", "--max_train_samples", "4"])
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"fc_norm.weight", "fc_norm.bias", "classifier.weight", "classifier.bias"}  # the head only
+    assert len(train_ds) == 4 and transform.spec.num_frames == args[1].num_frames == model.config.num_frames

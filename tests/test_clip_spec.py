@@ -5,6 +5,7 @@ pipeline() describe and feed exactly the frames ClipSpec names."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -25,12 +26,14 @@ LABELS = ("a", "b")
 def test_defaults_and_overrides():
     plain = VideoMAEConfig(num_frames=16)  # a checkpoint trained elsewhere records no sampling
     spec = ClipSpec.from_config(plain)
-    assert (spec.num_frames, spec.rate, spec.strategy, spec.short) == (16, DEFAULT_RATE, "dense", "clamp")
+    assert (spec.num_frames, spec.frame_sampling_rate, spec.frame_sampling_strategy, spec.short_video) == (
+        16, DEFAULT_RATE, "dense", "clamp")
     assert not spec.recorded and "records no frame sampling" in spec.describe()
     trained = VideoMAEConfig(num_frames=8)
     ClipSpec(8, 3, "uniform", num_clips=5, num_crops=3).save_to(trained)
     spec = ClipSpec.from_config(trained)
-    assert (spec.rate, spec.strategy, spec.num_clips, spec.num_crops, spec.recorded) == (3, "uniform", 5, 3, True)
+    assert (spec.frame_sampling_rate, spec.frame_sampling_strategy, spec.num_clips, spec.num_crops,
+            spec.recorded) == (3, "uniform", 5, 3, True)
     assert ClipSpec.from_config(trained, num_frames=4, num_clips=1).num_frames == 4
     assert ClipSpec.from_config(trained, num_clips=None).num_clips == 5  # None: keep the saved value
     with pytest.raises(ValueError, match="no frame count"):
@@ -39,13 +42,82 @@ def test_defaults_and_overrides():
         ClipSpec(8, 0)
     with pytest.raises(ValueError, match="strategy must be one of"):
         ClipSpec(8, 2, "sparse")
+    with pytest.raises(TypeError, match="unknown field"):
+        ClipSpec.from_config(trained, rate=2)  # one name per field: the attribute is frame_sampling_rate
+
+
+def test_one_name_per_field_everywhere():
+    """The contract's fields are the attribute, the config.json key, the recipe key and the pipeline() option."""
+    import dataclasses
+    import inspect
+
+    from pipeline.configs import DataArguments
+    from pipeline.inference.clip_spec import FIELDS
+    from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline
+
+    assert [f.name for f in dataclasses.fields(ClipSpec)][:len(FIELDS)] == list(FIELDS)
+    assert set(FIELDS) <= {f.name for f in dataclasses.fields(DataArguments)}
+    options = inspect.signature(PyAVVideoClassificationPipeline._sanitize_parameters).parameters
+    assert set(FIELDS) <= set(options)
+    config = VideoMAEConfig(num_frames=8)
+    ClipSpec(8, 2, "uniform", "loop", 3, 2).save_to(config)
+    assert {name: config.to_dict()[name] for name in FIELDS} == dict(zip(FIELDS, (8, 2, "uniform", "loop", 3, 2)))
+
+
+OLD = Path(__file__).parent / "fixtures" / "saved_before_field_rename"
+
+
+def test_config_json_written_before_the_rename_loads_the_same_contract(tmp_path):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(OLD)
+    assert config.to_dict()["eval_num_clips"] == 5  # the fixture really is the old layout
+    spec = ClipSpec.from_config(config)
+    assert spec.fields() == {"num_frames": 8, "frame_sampling_rate": 3, "frame_sampling_strategy": "uniform",
+                             "short_video": "loop", "num_clips": 5, "num_crops": 3}
+    assert spec.recorded
+    spec.save_to(config)  # saved again: one name per field, the old keys gone
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert (saved["num_clips"], saved["num_crops"]) == (5, 3) and "eval_num_clips" not in saved
+    assert ClipSpec.from_config(AutoConfig.from_pretrained(tmp_path)) == spec
+
+
+def test_recipe_written_before_the_rename_reads_and_compares_as_the_same_run(tmp_path):
+    import yaml
+
+    from pipeline.configs import parse_args, resolved_recipe
+    from pipeline.training.checkpoints import current_recipe, recipe_differences
+
+    demo = Path(__file__).parents[1] / "recipes" / "demo.yaml"
+    old_recipe = tmp_path / "old.yaml"  # the demo recipe under the old key names
+    old_recipe.write_text(demo.read_text().replace("frame_sampling_strategy:", "sampling_strategy:")
+                          + "eval_num_clips: 2\neval_num_crops: 3\n")
+    _, data_args, _, _ = parse_args([str(old_recipe)])
+    assert (data_args.frame_sampling_strategy, data_args.num_clips, data_args.num_crops) == ("dense", 2, 3)
+    # the old command-line flags still work
+    _, data_args, _, _ = parse_args(["recipes/demo.yaml", "--output_dir", "x", "--eval_num_clips", "3",
+                                     "--sampling_strategy", "uniform"])
+    assert (data_args.num_clips, data_args.frame_sampling_strategy) == (3, "uniform")
+    with pytest.raises(ValueError, match="one key now"):
+        from pipeline.configs import current_names
+
+        current_names({"sampling_strategy": "dense", "frame_sampling_strategy": "dense"}, where="recipe x")
+    # a run folder written before the rename: relaunching it with the same arguments finds no difference
+    old = yaml.safe_load((OLD / "recipe.yaml").read_text())
+    new = resolved_recipe(*parse_args(["recipes/demo.yaml", "--output_dir", "outputs/demo", "--num_clips", "2"]))
+    assert "sampling_strategy" in old and "eval_num_clips" in old  # the fixture really is the old layout
+    old = current_recipe(old)
+    assert recipe_differences(old, {k: v for k, v in new.items() if k in old}) == []
+    assert recipe_differences(old, {**{k: v for k, v in new.items() if k in old}, "num_clips": 4}) == [
+        ("num_clips", 2, 4)]
 
 
 def test_span_and_description_say_the_same_frames():
     spec = ClipSpec(16, 4, num_clips=2, num_crops=3)
     assert spec.span == 61 and "a span of 61 frames" in spec.describe(fps=25)
     assert "2.44 s at 25 fps" in spec.describe(fps=25) and "2 clips evenly spaced" in spec.describe()
-    assert "3 crops" in spec.describe() and ClipSpec(8, strategy="uniform").span is None
+    assert "3 crops" in spec.describe() and ClipSpec(8, frame_sampling_strategy="uniform").span is None
     clips = spec.eval_clips(200)
     assert [len(c) for c in clips] == [16, 16] and all(np.all(np.diff(c) == 4) for c in clips)
 
@@ -104,6 +176,7 @@ def test_card_evaluation_and_pipeline_use_the_same_frames(recorded, tmp_path):
 
     card = str(build_model_card(folder)[0])
     assert ClipSpec.from_config(classifier.model.config, classifier.image_processor).describe() in card
-    span = (NUM_FRAMES - 1) * spec.rate + 1
-    assert f"{NUM_FRAMES} frames, one frame every {spec.rate} frames (a span of {span} frames)" in card
+    span = (NUM_FRAMES - 1) * spec.frame_sampling_rate + 1
+    assert (f"{NUM_FRAMES} frames, one frame every {spec.frame_sampling_rate} frames (a span of {span} frames)"
+            in card)
     assert ("records no frame sampling" in card) == (not recorded)

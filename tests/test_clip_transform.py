@@ -57,21 +57,48 @@ def test_eval_clip_is_the_centre_dense_clip_and_equals_load_views(videos):
     span = 7 * 4 + 1
     start = (60 - span) // 2
     assert numbers == list(range(start, start + span, 4)) or numbers == list(range(start + 1, start + 1 + span, 4))
-    view = load_views(str(good), processor_or_prep=IDENTITY, num_frames=8, rate=4)
+    view = load_views(str(good), ClipSpec(8, 4, preprocessing=IDENTITY))
     torch.testing.assert_close(sample["pixel_values"], view[0])
 
 
 def test_train_clips_are_dense_at_random_positions(videos):
-    torch.manual_seed(0)
     transform = ClipTransform(ClipSpec(6, 3), IDENTITY, train=True,
                               augmentation=AugmentationSettings(random_crop=False, horizontal_flip=False))
     ds = dataset([videos[0]]).with_transform(transform)
     starts = set()
-    for _ in range(12):
+    for epoch in range(12):  # the clip of a video is drawn anew each epoch (pipeline/training/clip_randomness.py)
+        transform.randomness.set_epoch(epoch)
         numbers = frame_numbers(model_inputs(transform, ds, [0])["pixel_values"][0])
         assert np.all(np.diff(numbers) == 3), numbers
         starts.add(numbers[0])
     assert len(starts) > 3 and max(starts) <= 60 - 16
+
+
+def test_train_draws_depend_on_seed_epoch_and_videos_only(videos):
+    """The same batch of the same epoch gives the same clips, whatever the process's torch generator holds; another
+    epoch, seed or batch gives others; the caller's generator is left as it was."""
+    transform = ClipTransform(ClipSpec(6, 3), IDENTITY, train=True,
+                              augmentation=AugmentationSettings(random_crop=True, horizontal_flip=True))
+    ds = dataset(videos[:2]).with_transform(transform)
+
+    def pixels(rows):
+        return model_inputs(transform, ds, rows)["pixel_values"]
+
+    torch.manual_seed(1)
+    first = pixels([0, 1])
+    torch.manual_seed(2)
+    before = torch.get_rng_state()
+    again = pixels([0, 1])
+    assert torch.equal(torch.get_rng_state(), before)  # the process's own stream is untouched
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    transform.randomness.set_epoch(1)
+    assert not torch.equal(first, pixels([0, 1]))
+    transform.randomness.set_epoch(0)
+    transform.randomness.set_seed(5)
+    assert not torch.equal(first, pixels([0, 1]))
+    transform.randomness.set_seed(0)
+    torch.testing.assert_close(first, pixels([0, 1]), rtol=0, atol=0)
+    assert not torch.equal(first[:1], pixels([0])[:1])  # another batch: other draws
 
 
 def test_repeated_augmentation_gives_r_clips_per_video(videos):

@@ -1,4 +1,4 @@
-"""train.set_cpu_threads: compute threads on CPU leave a core to each data worker; an explicit setting wins."""
+"""setup.set_cpu_threads: compute threads on CPU leave a core to each data worker; an explicit setting wins."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pipeline.train import set_cpu_threads
+from pipeline.training.setup import set_cpu_threads
 
 
 @pytest.fixture

@@ -475,3 +475,36 @@ def test_info_round_trips_through_json_and_errors_through_pickle(videos):
 def test_empty_request_returns_an_empty_array(videos):
     info = probe_video(videos["xvid_gop12"])
     assert decode_frames(videos["xvid_gop12"], [], info=info).shape == (0, 48, 64, 3)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_bytes_in_memory_probe_and_decode_like_the_file(kind, videos, references):
+    # streamed shards hand the decoder the video's bytes: same probe, same frames, no file written
+    import io
+    from pathlib import Path
+
+    if kind not in videos:
+        pytest.skip("real clip asset missing")
+    path = videos[kind]
+    data = Path(path).read_bytes()
+    on_disk = probe_video(path)
+    indices = _index_sets(on_disk.num_frames)["unsorted_repeated"]
+    named = io.BytesIO(data)
+    named.name = "shard-000000.tar/clip.avi"
+    for source in (data, memoryview(data), named):
+        info = probe_video(source)
+        assert info.to_dict() == on_disk.to_dict()
+        assert np.array_equal(decode_frames(source, indices, info=info), references[kind][indices])
+        assert np.array_equal(decode_frames(source, indices[:3]), references[kind][indices[:3]])
+
+
+def test_bad_bytes_raise_naming_the_source():
+    import io
+
+    with pytest.raises(VideoDecodeError, match="in memory, 0 bytes.*empty"):
+        probe_video(b"")
+    named = io.BytesIO(b"just some text\n" * 20)
+    named.name = "shard-000003.tar/v_x.avi"
+    with pytest.raises(VideoDecodeError) as caught:
+        decode_frames(named, [0])
+    assert caught.value.path == "shard-000003.tar/v_x.avi" and "not a readable video" in caught.value.reason

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import demo
-from pipeline.data.demo import CLASS_NAMES, OPPOSITE_CLASS, DemoParams, clip_spec, ensure_demo_dataset
+from pipeline.data.demo import CLASS_NAMES, OPPOSITE_CLASS, DemoParams, draw_clip, ensure_demo_dataset
 
 # Small but with enough groups for per-class statistics: 6 groups x 4 clips x 8 classes.
 STATS_PARAMS = dict(seed=3, clips_per_class=24, groups_per_class=6)
@@ -79,9 +79,9 @@ def test_videos_are_mpeg4_avi_at_25_fps_with_keyframes(stats_root):
 
 def test_clips_of_a_group_share_its_look_and_groups_differ():
     params = DemoParams(**STATS_PARAMS)
-    a, b = clip_spec(params, 0, 1, 1), clip_spec(params, 0, 1, 2)
-    other_class = clip_spec(params, 5, 1, 1)
-    other = clip_spec(params, 0, 2, 1)
+    a, b = draw_clip(params, 0, 1, 1), draw_clip(params, 0, 1, 2)
+    other_class = draw_clip(params, 5, 1, 1)
+    other = draw_clip(params, 0, 2, 1)
     # Group g01 has the same scene (palette, texture kind) in every class, so it carries no class information...
     for spec in (b, other_class):
         assert spec.look.texture == a.look.texture
@@ -217,7 +217,7 @@ def measured(stats_root):
         for group in range(1, params.groups_per_class + 1):
             for clip in range(1, params.clips_in_group(group) + 1):
                 frames = decode_all(stats_root / "UCF-101" / demo.clip_relpath(name, group, clip))
-                out[name].append(object_masks(frames, clip_spec(params, class_index, group, clip)))
+                out[name].append(object_masks(frames, draw_clip(params, class_index, group, clip)))
     return out
 
 

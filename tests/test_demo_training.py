@@ -17,6 +17,7 @@ from transformers import AutoImageProcessor, AutoModelForVideoClassification
 
 from conftest import REPO, demo_test_videos, run_train
 from pipeline.data.ucf101 import load_ucf101
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.views import load_views
 
 pytestmark = pytest.mark.slow
@@ -38,8 +39,7 @@ def test_demo_recipe_trains_to_high_test_accuracy(trained_demo):
 def _accuracy(model, processor, split, permutation=None) -> float:
     correct = 0
     for row in split:
-        views = load_views(row["video"], processor_or_prep=processor, num_frames=model.config.num_frames,
-                           rate=model.config.frame_sampling_rate)
+        views = load_views(row["video"], ClipSpec.from_config(model.config, processor, num_clips=1, num_crops=1))
         if permutation is not None:
             views = views[:, permutation]
         with torch.no_grad():

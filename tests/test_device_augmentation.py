@@ -163,7 +163,7 @@ def test_evaluation_batch_is_the_load_views_centre_view(two_sizes):
     assert batch["frames"].dtype == torch.uint8 and batch["frame_sizes"].tolist() == [[48, 64], [40, 56]]
     views = DeviceBatch(PREP)(batch, "cpu")["pixel_values"]
     for view, path in zip(views, paths):
-        torch.testing.assert_close(view, load_views(str(path), processor_or_prep=PREP, num_frames=6, rate=3)[0],
+        torch.testing.assert_close(view, load_views(str(path), ClipSpec(6, 3, preprocessing=PREP))[0],
                                    rtol=0, atol=0)
 
 

@@ -71,3 +71,34 @@ def test_columns_of_a_datasets_dataset_come_from_the_recipe(video_folder, tmp_pa
     metrics = main(["--model", str(run), "--output_dir", str(tmp_path / "eval"), "--num_workers", "0"])
     assert metrics["num_videos"] == len(paths[1::2])
     assert _test_videos(tmp_path / "eval") == sorted(paths[1::2])
+
+
+def test_data_flags_are_train_pys_and_the_run_recipe_sits_between_recipe_and_flags(tmp_path):
+    """DataArguments through HfArgumentParser: defaults < RECIPE.yaml < the run's recipe.yaml < flags; the clip
+    contract's fields stay None (the model's config.json) unless given as flags, even when a recipe sets them."""
+    import dataclasses
+
+    from pipeline.configs import DataArguments
+    from pipeline.evaluation.command import parse_args
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_text(yaml.safe_dump({"dataset": "videofolder", "split_seed": 7, "test_fraction": 0.5,
+                                                     "sampling_strategy": "uniform", "learning_rate": 1e-3}))
+    recipe = tmp_path / "given.yaml"
+    recipe.write_text(yaml.safe_dump({"split_seed": 3, "label_column": "action", "frame_sampling_rate": 2}))
+    args, data, from_run = parse_args([str(recipe), "--model", str(run), "--output_dir", "out"])
+    assert from_run and (data.dataset, data.split_seed, data.test_fraction, data.label_column) == (
+        "videofolder", 7, 0.5, "action")
+    assert all(getattr(data, name) is None for name in ("num_frames", "frame_sampling_rate",
+                                                       "frame_sampling_strategy", "short_video", "num_clips",
+                                                       "num_crops"))
+    args, data, _ = parse_args(["--model", str(run), "--output_dir", "out", "--split_seed", "42", "--num_clips",
+                                "3", "--frame_sampling_strategy", "dense", "--video_column", "clip"])
+    assert (data.split_seed, data.num_clips, data.frame_sampling_strategy, data.video_column) == (
+        42, 3, "dense", "clip")
+    assert (args.model, args.output_dir, args.split) == (str(run), "out", "test")
+    # every data key of a recipe is a flag of the evaluation, under the same name
+    flags = parse_args(["--model", "hub/id", "--output_dir", "out", "--probe_num_proc", "2"])[1]
+    assert flags.probe_num_proc == 2 and isinstance(flags, DataArguments)
+    assert {f.name for f in dataclasses.fields(DataArguments)} <= set(vars(flags))

@@ -142,7 +142,7 @@ def test_every_family_exports_with_parity(tmp_path, family, capsys, caplog):
 
     record = json.loads((out / "export.json").read_text())
     assert record["parity"]["passed"] and record["parity"]["max_abs_diff"] <= 1e-3
-    assert record["input"]["shape"][0] == "batch" and record["clip_contract"]["rate"] == 2
+    assert record["input"]["shape"][0] == "batch" and record["clip_contract"]["frame_sampling_rate"] == 2
     assert record["model_type"] == model.config.model_type
     if attn:
         assert record["attn_implementation"] == attn
@@ -187,7 +187,7 @@ def test_failed_parity_says_by_how_much_and_writes_nothing(tmp_path):
     model, processor = tiny_family_model("videomae")
     out = tmp_path / "onnx"
     with pytest.raises(ParityError) as failure:
-        export_onnx(_exports_differently(model), processor, out)
+        export_onnx(_exports_differently(model), processor, out, num_clips=1)
     assert failure.value.report.max_abs_diff == pytest.approx(1.0, abs=1e-4)
     assert "max |logit difference| 1 (> tolerance 0.001)" in str(failure.value)
     assert not (out / "model.onnx").exists() and not (out / ".export-partial").exists()

@@ -92,13 +92,9 @@ def test_converted_folder_is_complete(converted_dir, model):
 def test_decoded_clip_through_the_project_preprocessing_is_cricket(converted_dir, model):
     views = pytest.importorskip("pipeline.inference.views", reason="the project's decoding + preprocessing")
     processor = AutoImageProcessor.from_pretrained(converted_dir)
-    pixel_values = views.load_views(
-        asset(CLIP),
-        processor_or_prep=processor,
-        num_frames=model.config.num_frames,
-        rate=model.config.frame_sampling_rate,
-        strategy=model.config.frame_sampling_strategy,
-    )
+    from pipeline.inference.clip_spec import ClipSpec
+
+    pixel_values = views.load_views(asset(CLIP), ClipSpec.from_config(model.config, processor))
     assert pixel_values.shape == (1, 64, 3, 224, 224)
     with torch.no_grad():
         probabilities = model(pixel_values).logits.softmax(-1)[0]

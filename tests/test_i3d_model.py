@@ -94,6 +94,22 @@ def test_problem_types():
     torch.testing.assert_close(out.loss, F.binary_cross_entropy_with_logits(out.logits, targets))
 
 
+def test_the_loss_is_transformers_own_classification_loss():
+    """I3D goes through PreTrainedModel.loss_function like VideoMAE: the same problem types, and the Trainer's
+    num_items_in_batch (gradient accumulation) divides a summed cross-entropy."""
+    model = tiny_model()
+    assert model.loss_type == "ForVideoClassification"
+    x, labels = torch.randn(2, 8, 3, 64, 64), torch.tensor([0, 2])
+    with torch.no_grad():
+        out = model(x, labels=labels, num_items_in_batch=torch.tensor(4))
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels, reduction="sum") / 4)
+    regression = tiny_model(num_labels=1)
+    with torch.no_grad():
+        out = regression(x, labels=torch.tensor([0.5, -1.0]))
+    assert regression.config.problem_type == "regression"
+    torch.testing.assert_close(out.loss, F.mse_loss(out.logits.squeeze(), torch.tensor([0.5, -1.0])))
+
+
 def test_rejects_channels_first_input():
     with pytest.raises(ValueError, match="modeling_i3d.py: pixel_values must be"):
         tiny_model()(torch.randn(1, 3, 8, 64, 64))

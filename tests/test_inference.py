@@ -16,6 +16,8 @@ from transformers import AutoImageProcessor, AutoModelForVideoClassification
 import pipeline  # noqa: F401  (registers our pipeline class with transformers)
 from pipeline.inference.decoding import decode_frames, probe_video
 from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline, timeline_windows
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.inference import load_pipeline
 from synthetic_videos import write_video
@@ -50,9 +52,9 @@ def reference(model_dir):
     processor = AutoImageProcessor.from_pretrained(model_dir)
 
     def scores(source, num_clips=1, num_crops=1):
-        views = load_views(source, processor_or_prep=processor, num_frames=NUM_FRAMES,
-                           rate=FRAME_SAMPLING_RATE, strategy="dense", num_clips=num_clips,
-                           num_crops=num_crops)
+        views = load_views(source, ClipSpec(NUM_FRAMES, FRAME_SAMPLING_RATE, "dense", num_clips=num_clips,
+                                            num_crops=num_crops, preprocessing=VideoPreprocessing.from_processor(
+                                                processor)))
         with torch.no_grad():
             return model(pixel_values=views).logits.softmax(-1).mean(0).numpy()
 

@@ -24,6 +24,7 @@ from pipeline.evaluation import evaluate_model
 from pipeline.models.loading import load_trained
 from pipeline.inference import load_pipeline
 from pipeline.inference.model_inputs import as_model_inputs, config_num_frames, input_name, model_inputs
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.models import BackboneMismatchError, get_model
@@ -181,8 +182,8 @@ def test_vjepa2_pipeline_and_evaluation_score_the_same_views(vjepa2_dir, tmp_pat
 
     model, processor = load_trained(str(vjepa2_dir))
     assert isinstance(processor, VJEPA2VideoProcessor)
-    views = load_views(str(video), processor_or_prep=processor, num_frames=NUM_FRAMES, rate=2, num_clips=2,
-                       num_crops=3)
+    views = load_views(str(video), ClipSpec(NUM_FRAMES, 2, num_clips=2, num_crops=3,
+                                            preprocessing=VideoPreprocessing.from_processor(processor)))
     with torch.no_grad():
         expected = model(pixel_values_videos=views).logits.softmax(-1).mean(0)
     for source in (str(video), video.read_bytes(), sequential_frames(video)):
@@ -213,8 +214,8 @@ def test_vivit_from_config_maps_frames_to_minus_one_one():
     assert isinstance(processor, VivitImageProcessor)
     assert vivit_input_range(processor) == pytest.approx((-1.0, 1.0))
     frames = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, IMAGE_SIZE, IMAGE_SIZE)
-    normalised = load_views(frames.permute(0, 2, 3, 1).contiguous().numpy(), processor_or_prep=processor,
-                            num_frames=2)[0]
+    normalised = load_views(frames.permute(0, 2, 3, 1).contiguous().numpy(),
+                            ClipSpec(2, 1, preprocessing=VideoPreprocessing.from_processor(processor)))[0]
     assert normalised[0].min() == pytest.approx(-1.0) and normalised[1].max() == pytest.approx(1.0)
     assert model(pixel_values=clips()).logits.shape == (2, len(LABELS))
 
@@ -229,7 +230,7 @@ def test_vivit_processors_fold_into_the_clip_contract_exactly(do_normalize):
     processor = VivitVideoProcessor(size={"shortest_edge": IMAGE_SIZE},
                                     crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_normalize=do_normalize)
     expected = processor(video, return_tensors="pt")["pixel_values"][0]
-    ours = load_views(frames, processor_or_prep=processor, num_frames=NUM_FRAMES)[0]  # the clip contract's view
+    ours = load_views(frames, ClipSpec(NUM_FRAMES, 1, preprocessing=VideoPreprocessing.from_processor(processor)))[0]
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
 
 

@@ -59,6 +59,15 @@ def _train_args(argv):
     parse_args(argv + ["--use_cpu", "true"])
 
 
+def _shards_args(argv):
+    from transformers import HfArgumentParser
+
+    from pipeline.configs import DataArguments
+    from pipeline.data.shards import ShardArguments
+
+    HfArgumentParser((ShardArguments, DataArguments), allow_abbrev=False).parse_args_into_dataclasses(args=argv)
+
+
 def _module_parsers() -> dict[str, Callable[[list[str]], None]]:
     from pipeline.app import parse_args as app_args
     from pipeline.data.demo_video import build_parser as demo_video_parser
@@ -71,6 +80,7 @@ def _module_parsers() -> dict[str, Callable[[list[str]], None]]:
     return {
         "pipeline.app": app_args,
         "pipeline.data.demo_video": _parse_with(demo_video_parser),
+        "pipeline.data.shards": _shards_args,
         "pipeline.evaluation": evaluation_args,
         "pipeline.export": export_args,
         "pipeline.models.i3d.convert_i3d_jax": _parse_with(convert_parser),
@@ -119,20 +129,27 @@ def shell_commands(code: str) -> list[list[str]]:
 def check_command(argv: list[str], parsers: dict[str, Callable]) -> None:
     """Parses one command with its real parser; raises AssertionError naming what is wrong."""
     program = argv[0]
-    if program in ("python", "python3") and argv[1:2] == ["-m"]:
+    if program in ("python", "python3") and argv[1:3] == ["-m", "pipeline.launch"]:
+        _check_launch(argv[3:], argv)  # accelerate launch's arguments
+    elif program in ("python", "python3") and argv[1:2] == ["-m"]:
         module, args = argv[2], argv[3:]
         assert module in parsers, f"no parser known for `python -m {module}`: add it to PARSERS in {__file__}"
         _parse(parsers[module], args, " ".join(argv))
     elif program == "accelerate":
-        from accelerate.commands.launch import launch_command_parser
-
         assert argv[1] == "launch", argv
-        launched = _parse(launch_command_parser().parse_args, argv[2:], " ".join(argv))
-        script = launched.training_script
-        assert script == "pipeline/train.py", f"accelerate launches {script}: only pipeline/train.py is known"
-        _parse(_train_args, list(launched.training_script_args), " ".join(argv))
+        _check_launch(argv[2:], argv)
     else:
         assert program in OTHER_PROGRAMS, f"`{' '.join(argv)}`: no parser for {program} (see this file's docstring)"
+
+
+def _check_launch(args: list[str], argv: list[str]) -> None:
+    """``accelerate launch`` (or ``python -m pipeline.launch``) arguments, then train.py's own."""
+    from accelerate.commands.launch import launch_command_parser
+
+    launched = _parse(launch_command_parser().parse_args, args, " ".join(argv))
+    script = launched.training_script
+    assert script == "pipeline/train.py", f"{argv[0]} launches {script}: only pipeline/train.py is known"
+    _parse(_train_args, list(launched.training_script_args), " ".join(argv))
 
 
 def _parse(parse: Callable, args: list[str], command: str):
@@ -140,6 +157,8 @@ def _parse(parse: Callable, args: list[str], command: str):
         return parse(args)
     except SystemExit as error:
         raise AssertionError(f"`{command}` does not parse (status {error.code}): see the error above") from None
+    except ValueError as error:  # HfArgumentParser's word for flags no dataclass has
+        raise AssertionError(f"`{command}` does not parse: {error}") from None
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMA
 from conftest import REPO, run_train
 from pipeline.configs import DataArguments, ModelArguments, RunArguments
 from pipeline.inference import load_pipeline
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.options import PipelineOptionError
 from pipeline.inference.video_source import VideoInputError, sniff_container
 from pipeline.training.recipe_checks import check_recipe, report_short_videos
@@ -348,7 +349,7 @@ def recipe(num_frames=8, **data):
     (7, {}, "num_frames: 7 is not a multiple of tubelet_size 2 (videomae): the last 1 frame(s) of every clip "
             "would be ignored; use 6 or 8"),
     (8, {"frame_sampling_rate": 0}, "frame_sampling_rate: 0 is not possible; it must be a positive integer"),
-    (8, {"sampling_strategy": "middle"}, "sampling_strategy: 'middle' is not one of dense | uniform | random"),
+    (8, {"frame_sampling_strategy": "middle"}, "frame_sampling_strategy: 'middle' is not one of dense | uniform | random"),
     (8, {"crop_scale": [0.8, 0.2]}, "crop_scale: [0.8, 0.2] is not possible"),
     (8, {"validation_fraction": 1.0}, "validation_fraction: 1.0 is not possible"),
     (8, {"on_missing_video": "ignore"}, "on_missing_video: 'ignore' is not one of error | skip"),
@@ -364,7 +365,7 @@ def test_short_videos_are_reported_once_with_the_count(caplog):
     splits = {"train": datasets.Dataset.from_dict({"video": ["a", "b", "c", "d"], "video_info": infos}),
               "test": datasets.Dataset.from_dict({"video": ["e"], "video_info": [{"num_frames": 32}]})}
     with caplog.at_level(logging.WARNING, logger="pipeline.train"):
-        assert report_short_videos(splits, num_frames=50, rate=4, strategy="dense", short_policy="clamp") == 4
+        assert report_short_videos(splits, ClipSpec(50, 4, "dense", "clamp")) == 4
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["4 of 5 videos (80%) are shorter than the 197 frames a clip spans (num_frames 50 x "
                      "frame_sampling_rate 4): in their clips the last frame repeats (short_video: clamp)"]

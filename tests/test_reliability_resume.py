@@ -274,3 +274,26 @@ def test_raising_max_steps_continues_and_the_recipe_describes_the_new_weights(fi
     best = read_trainer_state(copy / "trainer_state.json")["best_model_checkpoint"]
     assert best is not None and "/" not in best  # relative to the run folder
     assert str(finished) not in log  # nothing of the original folder was used
+
+
+def test_num_frames_is_resolved_before_anything_is_written(tmp_path):
+    """The recipe's frame count, or the model config's when it gives none, is in DataArguments before the recipe is
+    written; a checkpoint recipe of an earlier version (num_frames: null) reads as the model's own count."""
+    from pipeline.configs import DataArguments, ModelArguments
+    from pipeline.training.checkpoints import current_recipe, recipe_differences
+    from pipeline.training.setup import resolve_num_frames
+
+    data = DataArguments()
+    assert resolve_num_frames(ModelArguments(model_type="videomae", config_overrides={"num_frames": 8}), data) == 8
+    assert data.num_frames == 8
+    data = DataArguments(num_frames=4)
+    VideoMAEConfig(**CONFIG).save_pretrained(tmp_path / "pretrained")
+    assert resolve_num_frames(ModelArguments(model_name_or_path=str(tmp_path / "pretrained")), data) == 4
+    assert data.num_frames == 4  # the recipe's own wins
+
+    older = {"num_frames": None, "learning_rate": 0.1}
+    assert recipe_differences(current_recipe(older, 16), {"num_frames": 16, "learning_rate": 0.1}) == []
+    assert recipe_differences(current_recipe(older, 16), {"num_frames": 8, "learning_rate": 0.1}) == [
+        ("num_frames", 16, 8)]
+    # the comparison itself has no special case: a frame count is compared like any other key
+    assert recipe_differences({"num_frames": None}, {"num_frames": 8}) == [("num_frames", None, 8)]

@@ -26,6 +26,7 @@ from pipeline.inference import load_pipeline
 from pipeline.inference.frame_count import set_num_frames
 from pipeline.inference.model_inputs import input_name, model_inputs
 from pipeline.inference.preprocessing import VideoPreprocessing
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.views import load_views
 from pipeline.models import BackboneMismatchError, get_model
 from pipeline.models.backbone_freezing import backbone_of
@@ -180,7 +181,8 @@ def test_pipeline_and_evaluation_score_the_same_views(videoprism_dir, tmp_path):
     video = write_video(tmp_path / "clip.avi", "xvid_gop12", 30)
     classifier = load_pipeline(str(videoprism_dir))
     model, processor = load_trained(str(videoprism_dir))
-    views = load_views(str(video), processor_or_prep=processor, num_frames=FRAMES, rate=2, num_clips=2, num_crops=3)
+    views = load_views(str(video), ClipSpec.from_config(model.config, processor, num_clips=2, num_crops=3))
+    assert (views.shape[0], views.shape[1]) == (6, FRAMES)
     with torch.no_grad():
         expected = model(pixel_values_videos=views).logits.softmax(-1).mean(0)
     assert expected.shape == (len(LABELS),)
@@ -227,7 +229,9 @@ def test_stream_of_a_file_equals_the_pipeline_timeline(videoprism_dir, tmp_path,
                         "cpu"]) == 0
     captured = capsys.readouterr()
     windows = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
-    assert [w["start_frame"] for w in windows] == list(range(0, frames - 7 + 1, 3))  # 4 frames every 2, stride 3
+    # 4 frames every 2: windows of 7 frames every 3, and a last one ending on the last frame
+    grid = list(range(0, frames - 7 + 1, 3))
+    assert [w["start_frame"] for w in windows] == grid + ([frames - 7] if grid[-1] != frames - 7 else [])
     timeline = load_pipeline(str(videoprism_dir), device="cpu")(str(video), timeline=True, window_frames=7,
                                                                 stride_frames=3, top_k=2)["timeline"]
     by_start = {t["start_frame"]: t["predictions"] for t in timeline}

@@ -16,6 +16,8 @@ from transformers import AutoModel, AutoTokenizer
 import pipeline  # noqa: F401  (registers the zero-shot task with transformers)
 from pipeline.evaluation.zero_shot import ZeroShotClassifier
 from pipeline.inference import ZeroShotVideoClassificationPipeline, load_zero_shot_pipeline
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.inference.zero_shot_scoring import prompts_for, text_embeddings, video_text_logits, words_of
 from synthetic_videos import sequential_frames, write_video
@@ -76,8 +78,9 @@ def test_pipeline_ranks_the_candidate_labels_with_scores_summing_to_one(classifi
 def test_pipeline_scores_are_the_softmax_over_labels_averaged_over_views(classifier, xclip_dir, video):
     model = AutoModel.from_pretrained(xclip_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(xclip_dir)
-    views = load_views(str(video), processor_or_prep=classifier.image_processor, num_frames=NUM_FRAMES, rate=2,
-                       strategy="uniform", num_clips=2, num_crops=3)
+    views = load_views(str(video), ClipSpec(NUM_FRAMES, 2, "uniform", num_clips=2, num_crops=3,
+                                            preprocessing=VideoPreprocessing.from_processor(
+                                                classifier.image_processor)))
     template = "a clip of {}"
     expected = video_text_logits(model, views, text_embeddings(model, tokenizer, prompts_for(
         LABELS, template, as_words=False))).softmax(-1).mean(0)
@@ -135,7 +138,7 @@ def test_zero_shot_evaluation_writes_the_usual_outputs_with_the_pipelines_number
     assert saved["zero_shot"] is True and saved["num_videos"] == 6 and saved["views_per_video"] == 6
     assert saved["prompts"] == ["a video of a shape that is grow.", "a video of a shape that is move left.",
                                 "a video of a shape that is rotate clockwise."]  # the dataset's (sorted) classes
-    assert saved["sampling"]["strategy"] == "uniform" and saved["sampling"]["num_frames"] == NUM_FRAMES
+    assert saved["sampling"]["frame_sampling_strategy"] == "uniform" and saved["sampling"]["num_frames"] == NUM_FRAMES
     for name in ("predictions.csv", "per_class.csv", "report.md", "confusion_matrix.csv"):
         assert (out / name).is_file(), name
     assert metrics["video_top1"] == saved["video_top1"]

@@ -17,6 +17,8 @@ from transformers import AutoModel, AutoTokenizer, VideoPrismProcessor
 import pipeline  # noqa: F401  (registers the zero-shot task with transformers)
 from pipeline.evaluation.zero_shot import load_zero_shot_classifier
 from pipeline.inference import load_zero_shot_pipeline
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.preprocessing import VideoPreprocessing
 from pipeline.inference.views import load_views
 from pipeline.inference.zero_shot_scoring import (
     VIDEOPRISM_TEMPERATURE,
@@ -76,8 +78,8 @@ def test_checkpoint_processor_is_read_as_videoprism_takes_frames(videoprism_dir,
     with caplog.at_level(logging.WARNING):
         _, processor = load_zero_shot_classifier(str(videoprism_dir), ["MoveLeft", "Grow"])
     assert "[0, 1] at 32x32" in caplog.text  # the saved processor said CLIP mean/std at 384 px
-    white = load_views(np.full((NUM_FRAMES, 40, 48, 3), 255, np.uint8), processor_or_prep=processor,
-                       num_frames=NUM_FRAMES)
+    white = load_views(np.full((NUM_FRAMES, 40, 48, 3), 255, np.uint8),
+                       ClipSpec(NUM_FRAMES, preprocessing=VideoPreprocessing.from_processor(processor)))
     assert white.shape[-2:] == (IMAGE_SIZE, IMAGE_SIZE) and white.min() == white.max() == pytest.approx(1.0)
     classifier = transformers.pipeline("zero-shot-video-classification", model=str(videoprism_dir))
     assert classifier.preprocessing.crop_size == (IMAGE_SIZE, IMAGE_SIZE)
@@ -118,7 +120,7 @@ def test_zero_shot_evaluation_end_to_end_agrees_with_the_pipeline(videoprism_dir
     assert saved["zero_shot"] is True and saved["num_videos"] == 6 and saved["views_per_video"] == 6
     assert saved["prompt_template"] == "a video of {}."
     assert saved["prompts"] == ["a video of grow.", "a video of move left.", "a video of rotate clockwise."]
-    assert saved["sampling"]["strategy"] == "uniform" and saved["sampling"]["num_frames"] == NUM_FRAMES
+    assert saved["sampling"]["frame_sampling_strategy"] == "uniform" and saved["sampling"]["num_frames"] == NUM_FRAMES
     assert metrics["video_top1"] == saved["video_top1"]
 
     with open(out / "predictions.csv", newline="") as handle:

@@ -12,6 +12,8 @@ Two measurements, on the same clips in the same run:
     augmentation R) and ``VideoCollator`` in a real ``torch.utils.data.DataLoader``, for each loader setting asked.
 (c) the probe's cost in full decodes of the same file, per layout, on two corpora of H.264 and XviD videos (one
     the probe was tuned on, one it was not; ``write_probe_corpus`` in ``pipeline.benchmark.corpus``).
+(d) streaming from WebDataset shards against reading the same files (``bench_stream``): clips per CPU-second of
+    each, epoch after epoch, and the resident memory of the loader over those epochs.
 
 Speeds are clips per CPU-second (user + system time of the main process and its loader workers), i.e. clips/s
 per core, which stays meaningful on a shared machine where wall time does not; wall-clock clips/s are reported
@@ -44,9 +46,9 @@ import torch
 
 from pipeline.benchmark import corpus as ucf101_like
 from pipeline.benchmark.cpu_time import children_cpu_s
-from pipeline.inference.decoding import (
-    VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video, train_clip_indices,
-)
+from pipeline.data.video_files import videos_under
+from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.decoding import VIDEO_EXTENSIONS, DecodeStats, VideoInfo, decode_frames, probe_video
 
 SYNTHETIC_KINDS = ("xvid_gop12", "xvid_gop300", "xvid_packed", "xvid_packed_b2", "xvid_packed_b2_gop12",
                    "xvid_packed_b3", "xvid_packed_mixed", "xvid_packed_pbb", "h264", "h264_vfr_mkv")
@@ -107,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2],
                         help="repeated augmentation R (clips per decoded video); one run each")
     parser.add_argument("--color_jitter", type=float, default=0.0, help="training colour jitter strength")
+    parser.add_argument("--stream_epochs", type=int, default=4,
+                        help="streaming vs files: epochs of each (the first starts the workers and is not timed)")
+    parser.add_argument("--stream_workers", type=int, default=2, help="streaming vs files: loader workers")
+    parser.add_argument("--stream_buffer", type=int, default=64, help="streaming: shuffle buffer (videos)")
+    parser.add_argument("--stream_shard_mb", type=float, default=512.0, help="streaming: shard size (MB)")
+    parser.add_argument("--skip_stream", action="store_true", help="no streaming vs files comparison")
     parser.add_argument("--skip_decode", action="store_true", help="only the loader")
     parser.add_argument("--skip_loader", action="store_true", help="only decoding")
     parser.add_argument("--seed", type=int, default=0)
@@ -169,7 +177,7 @@ def folder_corpus(folder: Path) -> dict[str, list[str]]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder}: not a folder")
     videos: dict[str, list[str]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()):
+    for path in videos_under(folder):
         try:
             codec = probe_video(path, skip_table=False, check_seeks=False).codec
         except Exception as err:  # noqa: BLE001 (a benchmark skips what it cannot read, and says so)
@@ -299,6 +307,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
         else:
             methods["torchcodec_exact"] = method
     rng = np.random.default_rng(args.seed)
+    spec = ClipSpec(args.frames, args.rate)  # a training clip of the contract's default strategy
     results = {}
     for kind, paths in videos.items():
         clips = (clips_per_kind or {}).get(kind, args.clips)
@@ -311,7 +320,7 @@ def bench_decode(videos: dict[str, list[str]], infos: dict[str, VideoInfo], args
             info = infos[path]
             reference = sequential_decode(path)
             for _ in range(count):
-                indices = train_clip_indices(info.num_frames, args.frames, args.rate, rng=rng)
+                indices = spec.train_clip(info.num_frames, rng)
                 expected = reference[indices]
                 for name, method in methods.items():
                     _time_one(tallies[name], method, path, indices, info, expected)
@@ -357,7 +366,6 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
 
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.training.augmentation import AugmentationSettings
-    from pipeline.inference.clip_spec import ClipSpec
     from pipeline.training.clip_transform import ClipTransform
     from pipeline.training.collate import VideoCollator
 
@@ -398,11 +406,93 @@ def bench_loader(paths: list[str], infos: dict[str, VideoInfo], args) -> list[di
     return runs
 
 
-def _epoch(loader) -> dict:
+def bench_stream(paths: list[str], infos: dict[str, VideoInfo], args, root: Path) -> dict:
+    """Streaming from WebDataset shards against reading the same files, epoch by epoch, alternating.
+
+    The videos are written once into shards (``pipeline.data.shards``, in memory of nothing else); then each epoch
+    reads every video once either from the files (a map-style ``Dataset``, shuffled by the sampler) or from the
+    shards (``pipeline.data.streaming``: the webdataset loader of ``datasets``, shard order + a shuffle buffer),
+    through the same ``ClipTransform`` (placement "workers", R=1) and ``VideoCollator`` in a ``DataLoader`` with the
+    same workers. Reported: clips per CPU-second of each, and the resident memory (main process + loader workers)
+    sampled at every batch, per epoch: a stream that held on to what it read would grow epoch after epoch."""
+    from datasets import Dataset
+    from torch.utils.data import DataLoader
+
+    from pipeline.data.shards import write_split
+    from pipeline.data.streaming import load_webdataset, training_stream
+    from pipeline.inference.clip_spec import ClipSpec
+    from pipeline.inference.preprocessing import VideoPreprocessing
+    from pipeline.training.augmentation import AugmentationSettings
+    from pipeline.training.clip_transform import ClipTransform
+    from pipeline.training.collate import VideoCollator
+
+    rows = [{"video": path, "label": i % 7, "group": f"g{i}", "video_info": infos[path].to_dict()}
+            for i, path in enumerate(paths)]
+    shards_dir = root / "shards"
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    entry = write_split("train", rows, [f"class{i}" for i in range(7)], shards_dir, seed=args.seed,
+                        shard_size_mb=args.stream_shard_mb, min_shards=max(1, args.stream_workers))
+    manifest = {"format": "video-classification-shards", "version": 1, "class_names": [f"class{i}" for i in range(7)],
+                "splits": {"train": entry}}
+    (shards_dir / "manifest.json").write_text(json.dumps(manifest))
+    prep = VideoPreprocessing(args.size, (args.size, args.size), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    augmentation = AugmentationSettings(random_crop=True, crop_scale=(0.25, 1.0), horizontal_flip=True)
+    transform = ClipTransform(ClipSpec(args.frames, args.rate), prep, train=True, augmentation=augmentation,
+                              placement="workers")
+    files = Dataset.from_dict({key: [row[key] for row in rows] for key in ("video", "label", "video_info")})
+    stream = training_stream(load_webdataset(str(shards_dir), cache_dir=str(root / "hf_cache"))["train"], transform,
+                             batch_size=args.batch_size, seed=args.seed, shuffle_buffer_size=args.stream_buffer)
+    workers = args.stream_workers
+    common = {"batch_size": args.batch_size, "num_workers": workers, "collate_fn": VideoCollator(),
+              "persistent_workers": bool(workers), "prefetch_factor": 2 if workers else None}
+    torch.manual_seed(args.seed)
+    loaders = {"files": DataLoader(files.with_transform(transform), shuffle=True, **common),
+               "stream": DataLoader(stream, **common)}
+    epochs: dict[str, list[dict]] = {name: [] for name in loaders}
+    for epoch in range(args.stream_epochs):
+        for name, loader in loaders.items():
+            if name == "stream":
+                stream.set_epoch(epoch)
+            epochs[name].append(_epoch(loader, memory=True))
+    out = {"videos": len(paths), "shards": len(entry["shards"]), "shard_bytes": entry["bytes"],
+           "workers": workers, "shuffle_buffer": args.stream_buffer, "epochs": epochs}
+    for name in loaders:  # the first epoch starts the workers: the later ones measure steady reading
+        steady = epochs[name][1:] or epochs[name]
+        clips = sum(e["clips"] for e in steady)
+        cpu = sum(e["clips"] / e["clips_per_cpu_s"] for e in steady if e["clips_per_cpu_s"])
+        out[f"{name}_clips_per_cpu_s"] = clips / cpu if cpu else None
+        out[f"{name}_rss_mb_per_epoch"] = [e["rss_max_mb"] for e in epochs[name]]
+    out["stream_vs_files"] = (out["stream_clips_per_cpu_s"] / out["files_clips_per_cpu_s"]
+                              if out["files_clips_per_cpu_s"] else None)
+    return out
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process and its children (the loader workers), MB: the proportional set size, which
+    counts pages the processes share (libraries, forked memory) once rather than once per process; 0 where /proc
+    is missing."""
+    total = 0
+    pids = [os.getpid()]
+    try:
+        for task in Path("/proc/self/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except (OSError, ValueError):
+        return 0.0
+    return total / 1024
+
+
+def _epoch(loader, memory: bool = False) -> dict:
     """One pass over the loader: clips, CPU time of main process and workers, wall time."""
     clips = 0
     main_cpu, child_cpu, wall = time.process_time(), children_cpu_s(), time.perf_counter()
+    rss = []
     for batch in loader:
+        if memory:
+            rss.append(_rss_mb())
         clips += batch["labels"].shape[0]  # clips the model will see (R per decoded video)
         if clips == batch["labels"].shape[0]:
             sent = batch["frames"] if "frames" in batch else batch["pixel_values"]
@@ -416,6 +506,7 @@ def _epoch(loader) -> dict:
         "clips": clips, "batch_shape": shape, "bytes_per_clip": bytes_per_clip, "wall_s": wall,
         "clips_per_wall_s": clips / wall, "clips_per_cpu_s": clips / total if total else None,
         "main_cpu_ms_per_clip": 1000 * main_cpu / clips, "worker_cpu_ms_per_clip": 1000 * child_cpu / clips,
+        **({"rss_max_mb": max(rss), "rss_last_mb": rss[-1]} if rss else {}),
     }
 
 
@@ -502,6 +593,18 @@ def format_tables(results: dict) -> str:
                 f"{run['clips_per_wall_s']:.1f} | {run['main_cpu_ms_per_clip']:.1f} | {run['worker_cpu_ms_per_clip']:.1f} | "
                 f"{run['bytes_per_clip'] / 1e6:.2f} MB |"
             )
+    stream = results.get("stream")
+    if stream:
+        lines.append("")
+        lines.append(f"streaming from shards vs reading files: the same {stream['videos']} videos each epoch, "
+                     f"{stream['workers']} loader workers, {stream['shards']} shard(s), shuffle buffer "
+                     f"{stream['shuffle_buffer']}; ClipTransform (workers) + VideoCollator")
+        lines.append("| source | clips/s per core | resident MB per epoch (PSS of main + workers, max) |")
+        lines.append("|---|---|---|")
+        for name in ("files", "stream"):
+            per_epoch = ", ".join(f"{m:.0f}" for m in stream[f"{name}_rss_mb_per_epoch"])
+            lines.append(f"| {name} | {stream[f'{name}_clips_per_cpu_s']:.1f} | {per_epoch} |")
+        lines.append(f"stream / files: {stream['stream_vs_files']:.3f} (clips per CPU-second; epochs after the first)")
     return "\n".join(lines)
 
 
@@ -650,6 +753,9 @@ def main(argv: list[str] | None = None) -> dict:
             paths = [p for k in kinds for p in videos[k]]
             results["loader_videos"] = ", ".join(f"{k} ({len(videos[k])})" for k in kinds)
             results["loader"] = bench_loader(paths, infos, args)
+        if not args.skip_stream:
+            kinds = [k for k in args.loader_kinds if k in videos] or list(videos)
+            results["stream"] = bench_stream([p for k in kinds for p in videos[k]], infos, args, root / "stream")
     print(format_tables(results))
     print(format_probe_cost(results.get("probe_cost")))
     print("(clips per CPU-second = clips/s per core; the machine may be shared: compare ratios within one run)")

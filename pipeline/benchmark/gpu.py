@@ -158,18 +158,20 @@ def evaluation_measurements(results: Results, recipe: Path, corpus: Path, only, 
                             device: torch.device) -> None:
     """Multi-view evaluation and pipeline() throughput against the model's inference speed, same model, same dtype."""
     from pipeline.configs import parse_args
-    from pipeline.data.metadata import add_video_info
-    from pipeline.data.sources import build_dataset
     from pipeline.evaluation import evaluate_model
     from pipeline.inference.preprocessing import VideoPreprocessing
     from pipeline.inference.video_pipeline import PyAVVideoClassificationPipeline
-    from pipeline.train import build_model
+    from pipeline.training.recipe_checks import check_recipe
+    from pipeline.training.setup import build_run, prepare_splits
 
-    model_args, data_args, _, _ = parse_args([str(recipe), "--dataset_dir", str(corpus), "--output_dir",
-                                              str(results.path.parent / "eval_run")])
-    splits = build_dataset(data_args)
-    test, _ = add_video_info(splits["test"], num_proc=workers or None)
-    model, processor = build_model(model_args, data_args, test.features["label"].names)
+    model_args, data_args, run_args, training_args = parse_args(
+        [str(recipe), "--dataset_dir", str(corpus), "--output_dir", str(results.path.parent / "eval_run"),
+         *(["--probe_num_proc", str(workers)] if workers else [])])
+    check_recipe(model_args, data_args, run_args, training_args)
+    test = prepare_splits(data_args, keep=["test"], limits={}).splits["test"]
+    labels = test.features["label"].names
+    run = build_run(model_args, data_args, run_args, training_args, labels, test["label"])
+    model, processor = run.model, run.processor
     dtype = torch.float32 if tiny or device.type == "cpu" else torch.bfloat16
     model = model.to(device=device, dtype=dtype).eval()
     prep = VideoPreprocessing.from_processor(processor)

@@ -38,11 +38,10 @@ import torch
 from pipeline.benchmark.cpu_time import CpuClock
 from pipeline.benchmark.model_flops import ANALYTIC, TRAINING_FACTOR, analytic_forward_flops, counted_forward_flops
 from pipeline.configs import parse_args
-from pipeline.data.metadata import add_video_info
-from pipeline.data.sources import build_dataset
-from pipeline.train import build_clip_transforms, build_model
 from pipeline.training.checkpointing_names import checkpointing_enabled, checkpointing_kwargs, enable_checkpointing
 from pipeline.training.collate import VideoCollator
+from pipeline.training.recipe_checks import check_recipe
+from pipeline.training.setup import build_run, prepare_splits
 from pipeline.inference.model_inputs import model_inputs
 
 logger = logging.getLogger("pipeline.benchmark.train")
@@ -75,19 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_training_setup(recipe: str, overrides: list[str]):
-    """The objects train.py builds: (args tuple, model, train dataset with its clip transform, the transform, collator,
-    device batch)."""
+    """The objects train.py builds, through the same setup (``pipeline.training.setup``: recipe checks, splits,
+    model with its fine-tuning, transforms): (args tuple, model, train dataset with its clip transform, the
+    transform, collator, device batch)."""
     model_args, data_args, run_args, training_args = parse_args([recipe, *overrides])
-    splits = build_dataset(data_args)
-    splits, _ = add_video_info(splits, num_proc=data_args.probe_num_proc)
-    train = splits["train"]
-    if data_args.max_train_samples is not None and data_args.max_train_samples < len(train):
-        train = train.shuffle(seed=data_args.split_seed).select(range(data_args.max_train_samples))
+    check_recipe(model_args, data_args, run_args, training_args)
+    train = prepare_splits(data_args, keep=["train"]).splits["train"]
     labels = train.features["label"].names
-    model, processor = build_model(model_args, data_args, labels)
-    transform, _, device_batch = build_clip_transforms(data_args, model, processor, training_args.device)
+    run = build_run(model_args, data_args, run_args, training_args, labels, train["label"])
     args = (model_args, data_args, run_args, training_args)
-    return args, model, train.with_transform(transform), transform, VideoCollator(), device_batch
+    return args, run.model, train.with_transform(run.train_transform), run.train_transform, VideoCollator(), \
+        run.device_batch
 
 
 def precision_of(training_args, device: torch.device) -> tuple[str, torch.dtype | None]:

@@ -233,7 +233,7 @@ def _luma(rgb: np.ndarray) -> float:
     return float(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2])
 
 
-def clip_spec(
+def draw_clip(
     params: DemoParams, class_index: int, group: int, clip: int, look: GroupLook | None = None
 ) -> DemoClip:
     """Draws the trajectory of one clip. Its time reversal is a likely draw of the opposite class."""
@@ -377,7 +377,7 @@ def _clip_list(params: DemoParams) -> list[tuple[int, int, int]]:
 
 def _write_clip(video_root: Path, params: DemoParams, key: tuple[int, int, int]) -> str:
     class_index, group, clip = key
-    spec = clip_spec(params, class_index, group, clip)
+    spec = draw_clip(params, class_index, group, clip)
     rel = clip_relpath(spec.class_name, group, clip)
     write_video(video_root / rel, render_clip(spec, params), params.fps)
     return rel

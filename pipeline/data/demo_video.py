@@ -26,7 +26,7 @@ from typing import Sequence
 import av
 import numpy as np
 
-from .demo import CLASS_MOTIONS, CLASS_NAMES, DemoClip, DemoParams, clip_spec, render_clip, write_video
+from .demo import CLASS_MOTIONS, CLASS_NAMES, DemoClip, DemoParams, draw_clip, render_clip, write_video
 
 # Clip numbers of these videos: the dataset writes at most clips_per_class / groups_per_class (+1) clips per group.
 UNSEEN_CLIP_BASE = 1000
@@ -54,7 +54,7 @@ def _check_class(class_name: str) -> int:
 
 
 def _frames(class_name: str, clip: int, params: DemoParams, group: int) -> np.ndarray:
-    spec = clip_spec(params, _check_class(class_name), group, UNSEEN_CLIP_BASE + clip)
+    spec = draw_clip(params, _check_class(class_name), group, UNSEEN_CLIP_BASE + clip)
     return render_clip(spec, params)
 
 
@@ -64,7 +64,7 @@ def segment_spec(class_name: str, clip: int, params: DemoParams, group: int, num
     if num_frames < params.num_frames:
         raise ValueError(f"a demo video segment needs at least {params.num_frames} frames, got {num_frames}")
     long_params = replace(params, num_frames=num_frames)
-    spec = clip_spec(long_params, _check_class(class_name), group, UNSEEN_CLIP_BASE + clip)
+    spec = draw_clip(long_params, _check_class(class_name), group, UNSEEN_CLIP_BASE + clip)
     kind, sign = CLASS_MOTIONS[class_name]
     t = np.linspace(0.0, 1.0, num_frames)
     size = params.size

@@ -1,16 +1,18 @@
-"""``build_dataset``: the recipe's data section -> a ``DatasetDict`` {video, label, group} of any supported source."""
+"""``build_dataset``: the recipe's data section -> a ``DatasetDict`` {video, label, group} of any supported source,
+or, for streamed sources (webdataset shards, ``hf`` with ``streaming``), an ``IterableDatasetDict`` of the same
+columns plus ``video_info`` (``pipeline.data.streaming``)."""
 
 from __future__ import annotations
 
 import logging
-from datasets import DatasetDict
+from datasets import DatasetDict, IterableDatasetDict
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("ucf101", "demo", "videofolder", "hf")
+SOURCES = ("ucf101", "demo", "videofolder", "hf", "webdataset")
 
 
-def build_dataset(data_args) -> DatasetDict:
+def build_dataset(data_args) -> DatasetDict | IterableDatasetDict:
     """Dispatches on ``data_args.dataset``; the demo is generated (once, cached) when it is missing."""
     kind = data_args.dataset
     if kind not in SOURCES:
@@ -37,6 +39,15 @@ def build_dataset(data_args) -> DatasetDict:
         )
     if not data_args.dataset_dir:
         raise ValueError(f"dataset_dir is required for dataset '{kind}'")
+    if kind == "webdataset":
+        from .streaming import load_webdataset
+
+        return load_webdataset(data_args.dataset_dir)
+    if kind == "hf" and getattr(data_args, "streaming", False):
+        from .streaming import load_hf_stream
+
+        return load_hf_stream(data_args.dataset_dir, video_column=data_args.video_column,
+                              label_column=data_args.label_column)
     if kind == "videofolder":
         from .videofolder import load_video_folder
 

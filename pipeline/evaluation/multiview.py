@@ -16,6 +16,7 @@ counted in ``metrics.json`` (``skipped_videos``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
+from datasets import IterableDataset
 from tqdm.auto import tqdm
 
 from pipeline.inference.decoding import VideoDecodeError
@@ -42,14 +44,15 @@ logger = logging.getLogger("pipeline.evaluation")
 # What makes a video "undecodable" (skipped and counted) rather than a bug (raised).
 SKIPPABLE_ERRORS = (VideoDecodeError, av.error.FFmpegError, OSError)
 INFO_COLUMN = "video_info"
+# Videos of a stream held in memory at a time (their bytes) while a loader decodes them.
+STREAM_CHUNK = 256
 
 ClipLoader = Callable[[str, Any], tuple[torch.Tensor, torch.Tensor]]
 
 
 def spec_facts(spec: ClipSpec) -> dict[str, Any]:
     """The contract's sampling and views as plain values (metrics.json, the report)."""
-    return {"num_frames": spec.num_frames, "rate": spec.rate, "strategy": spec.strategy, "short": spec.short,
-            "num_clips": spec.num_clips, "num_crops": spec.num_crops, "recorded_in_config": spec.recorded}
+    return {**spec.fields(), "recorded_in_config": spec.recorded}
 
 
 def _video_path(value: Any) -> str:
@@ -71,6 +74,48 @@ def dataset_clips(dataset, indices: Sequence[int], spec: ClipSpec, video_column:
         return _video_path(row[video_column]), (row.get(INFO_COLUMN) if has_info else None)
 
     return VideoClips(get_video, len(indices), spec, skippable=SKIPPABLE_ERRORS, decode=clip_loader)
+
+
+def _score_stream(model, stream, spec: ClipSpec, state: PartialState, *, prep, num_crops, batch_size, num_workers,
+                  video_column, label_column, clip_loader, description):
+    """Scores a streamed split (``datasets.IterableDataset``): this process's share (``split_dataset_by_node``), read
+    in chunks of ``STREAM_CHUNK`` videos held in memory, each decoded by loader workers. Returns scores and rows
+    ({name: (label, probe)}) keyed by the video's name in the stream (shard/key), which gathering keeps unique."""
+    from datasets.distributed import split_dataset_by_node
+
+    from pipeline.data.streaming import video_name, video_source
+
+    if state.num_processes > 1:
+        stream = split_dataset_by_node(stream, rank=state.process_index, world_size=state.num_processes)
+    scores: dict[str, np.ndarray] = {}
+    failed: list[dict[str, str]] = []
+    rows: dict[str, tuple[int, Any]] = {}
+    iterator = iter(stream)
+    while chunk := list(itertools.islice(iterator, STREAM_CHUNK)):
+        names = [video_name(row[video_column]) for row in chunk]
+
+        def get_video(position: int, chunk=chunk):
+            row = chunk[position]
+            return video_source(row[video_column]), row.get(INFO_COLUMN)
+
+        videos = VideoClips(get_video, len(chunk), spec, skippable=SKIPPABLE_ERRORS, decode=clip_loader)
+        workers = default_num_workers(len(chunk), state.num_processes) if num_workers is None else num_workers
+        by_position, bad = score_dataset(model, videos, prep=prep, num_crops=num_crops, batch_size=batch_size,
+                                         num_workers=workers, show_progress=state.is_main_process,
+                                         description=description)
+        scores.update({names[position]: value for position, value in by_position.items()})
+        failed += bad
+        rows.update({name: (int(row[label_column]), row.get(INFO_COLUMN)) for name, row in zip(names, chunk)})
+    return scores, failed, rows
+
+
+def _gather_rows(state: PartialState, rows: dict) -> dict:
+    if state.num_processes == 1:
+        return rows
+    merged: dict = {}
+    for name, value in gather_object(list(rows.items())):
+        merged.setdefault(name, value)
+    return merged
 
 
 def process_state() -> PartialState:
@@ -180,7 +225,8 @@ def evaluate_model(
     """Scores every video of ``dataset`` over ``num_clips`` x ``num_crops`` views and returns the metrics.
 
     dataset: a ``datasets.Dataset`` with a video path column and a ClassLabel column (and optionally the
-    ``video_info`` column of ``add_video_info``). ``clip_loader(path, info) -> (uint8 frames, positions)``
+    ``video_info`` column of ``add_video_info``), or a streamed split (``datasets.IterableDataset`` of
+    ``pipeline.data.streaming``: videos as bytes; no figure that decodes videos again). ``clip_loader(path, info) -> (uint8 frames, positions)``
     replaces decoding (tests inject fakes). Decoding runs in ``num_workers`` loader workers (default: every core
     but one per process), views are made and scored on the model's device (``pipeline.inference.video_scoring``). ``skipped``: (path, reason) of videos already found unreadable
     (e.g. by probing), counted with those that fail here. With ``output_dir``, the main process writes the files
@@ -202,25 +248,40 @@ def evaluate_model(
     class_names = _class_names(dataset, model.config, label_column)
 
     started = time.perf_counter()
-    with state.split_between_processes(list(range(len(dataset)))) as shard:
-        videos = dataset_clips(dataset, shard, spec, video_column, clip_loader)
-        workers = default_num_workers(len(shard), state.num_processes) if num_workers is None else num_workers
-        by_position, failed = score_dataset(
-            model, videos, prep=prep, num_crops=num_crops, batch_size=batch_size, num_workers=workers,
-            show_progress=state.is_main_process,
-            description=f"evaluating {num_clips} clip(s) x {num_crops} crop(s)",
-        )
-        scores = {shard[position]: value for position, value in by_position.items()}
+    description_text = f"evaluating {num_clips} clip(s) x {num_crops} crop(s)"
+    streamed = isinstance(dataset, IterableDataset)
+    if streamed:
+        scores, failed, rows = _score_stream(
+            model, dataset, spec, state, prep=prep, num_crops=num_crops, batch_size=batch_size,
+            num_workers=num_workers, video_column=video_column, label_column=label_column, clip_loader=clip_loader,
+            description=description_text)
+        rows = _gather_rows(state, rows)
+        # bytes in memory cannot be opened again by path for the figures that decode videos
+        sample_figures, dataset_splits = False, None
+    else:
+        with state.split_between_processes(list(range(len(dataset)))) as shard:
+            videos = dataset_clips(dataset, shard, spec, video_column, clip_loader)
+            workers = default_num_workers(len(shard), state.num_processes) if num_workers is None else num_workers
+            by_position, failed = score_dataset(
+                model, videos, prep=prep, num_crops=num_crops, batch_size=batch_size, num_workers=workers,
+                show_progress=state.is_main_process, description=description_text,
+            )
+            scores = {shard[position]: value for position, value in by_position.items()}
     scores, failed = gather_scores(state, scores, failed)
     elapsed = time.perf_counter() - started
     model.train(was_training)
+    listed_here = len(rows) if streamed else len(dataset)
     if not scores:
-        raise RuntimeError(f"no video could be evaluated: {len(failed)} of {len(dataset)} failed to decode")
+        raise RuntimeError(f"no video could be evaluated: {len(failed)} of {listed_here} failed to decode")
 
     order = sorted(scores)
     view_counts = {len(scores[i]) for i in order}
-    labels = np.asarray(dataset.select(order)[label_column], dtype=np.int64) if hasattr(dataset, "select") else \
-        np.asarray([dataset[i][label_column] for i in order], dtype=np.int64)
+    if streamed:
+        labels = np.asarray([rows[key][0] for key in order], dtype=np.int64)
+    elif hasattr(dataset, "select"):
+        labels = np.asarray(dataset.select(order)[label_column], dtype=np.int64)
+    else:
+        labels = np.asarray([dataset[i][label_column] for i in order], dtype=np.int64)
     view_scores = [scores[i] for i in order]
     video_scores = np.stack([v.mean(axis=0) for v in view_scores])
     clip_scores = np.concatenate(view_scores)
@@ -228,7 +289,7 @@ def evaluate_model(
     metrics = compute_metrics(video_scores, labels, class_names, clip_scores=clip_scores, clip_labels=clip_labels,
                               k=TOP_K)
     all_skipped = [{"video": os.fspath(p), "reason": r} for p, r in skipped] + failed
-    listed = len(dataset) + len(skipped)
+    listed = listed_here + len(skipped)
     if len(order) + len(all_skipped) != listed and state.is_main_process:
         logger.warning("%d video(s) listed but %d scored and %d skipped", listed, len(order), len(all_skipped))
     metrics.update(
@@ -253,8 +314,11 @@ def evaluate_model(
                     metrics["mean_class_accuracy"], len(order))
 
     if output_dir is not None and state.is_main_process:
-        video_paths = [_video_path(v) for v in dataset.select(order)[video_column]]
-        infos = dataset.select(order)[INFO_COLUMN] if INFO_COLUMN in dataset.column_names else [None] * len(order)
+        if streamed:
+            video_paths, infos = list(order), [rows[key][1] for key in order]
+        else:
+            video_paths = [_video_path(v) for v in dataset.select(order)[video_column]]
+            infos = dataset.select(order)[INFO_COLUMN] if INFO_COLUMN in dataset.column_names else [None] * len(order)
         write_outputs(
             Path(output_dir), metrics, video_paths, labels, video_scores, class_names,
             model=model, processor=processor, spec=spec, infos=infos, trainer_state=trainer_state,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -94,6 +95,7 @@ def _attention_figure(model, processor, spec: ClipSpec, samples, path: Path) -> 
     from pipeline.evaluation.figures import plot_attention_overlay
 
     prep = VideoPreprocessing.from_processor(processor)
+    centre = replace(spec, num_clips=1, num_crops=1, preprocessing=prep)  # one view: the centre clip and crop
     parameter = next(model.parameters())
     device, dtype = parameter.device, parameter.dtype
     wrong = [s for s in samples if s["label"] != s["prediction"]]
@@ -102,9 +104,7 @@ def _attention_figure(model, processor, spec: ClipSpec, samples, path: Path) -> 
     videos, method = [], ""
     for sample in chosen:
         try:
-            view = load_views(sample["path"], processor_or_prep=prep, num_frames=spec.num_frames,
-                              rate=spec.rate, strategy=spec.strategy, short=spec.short,
-                              info=sample.get("info"))[:1]
+            view = load_views(sample["path"], centre, info=sample.get("info"))
         except FIGURE_ERRORS as err:
             logger.warning("no attention map for %s: %s", sample["path"], err)
             continue

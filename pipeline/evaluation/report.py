@@ -89,8 +89,9 @@ def render_report(metrics: Mapping[str, Any]) -> str:
         lines.append(f"With {metrics['num_classes']} classes, top-5 accuracy is 100% by definition.")
     if sampling:
         lines.append(
-            f"Each clip: {sampling.get('num_frames')} frames, {sampling.get('strategy')} sampling"
-            + (f" every {sampling.get('rate')} frames" if sampling.get("strategy") == "dense" else "")
+            f"Each clip: {sampling.get('num_frames')} frames, {sampling.get('frame_sampling_strategy')} sampling"
+            + (f" every {sampling.get('frame_sampling_rate')} frames"
+               if sampling.get("frame_sampling_strategy") == "dense" else "")
             + ", as in training and `pipeline()`."
         )
     if metrics.get("elapsed_s"):

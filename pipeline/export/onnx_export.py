@@ -75,7 +75,7 @@ class ExportResult:
 
 def _parity_videos(videos: Optional[Sequence[str | os.PathLike]], workdir: Path) -> list[Path]:
     if videos:
-        from pipeline.predict import find_videos
+        from pipeline.data.video_files import find_videos
 
         found, problems = find_videos([os.fspath(v) for v in videos])
         if problems:
@@ -124,7 +124,7 @@ def export_onnx(
     opset: Optional[int] = None,
     dynamic_batch: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
-    num_clips: int = 1,
+    num_clips: int,
     benchmark_runs: int = 0,
     benchmark_threads: Optional[int] = None,
     source: Optional[str] = None,
@@ -232,7 +232,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="attention to export (TimeSformer: our SDPA path or the library's eager one)")
     parser.add_argument("--videos", nargs="+", default=None,
                         help="videos (files or folders) for the parity check (default: two unseen demo clips)")
-    parser.add_argument("--num_clips", type=int, default=1, help="clips per parity video")
+    parser.add_argument("--num_clips", type=int, default=1,
+                        help="clips per parity video (default 1: parity compares views, one clip each suffices)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="largest |logit difference| accepted (float32)")
     parser.add_argument("--benchmark_runs", type=int, default=0,

@@ -54,7 +54,7 @@ class ParityReport:
         return {**asdict(self), "passed": self.passed}
 
 
-def video_views(classifier, videos: Sequence[str | os.PathLike], num_clips: int = 1) -> list[torch.Tensor]:
+def video_views(classifier, videos: Sequence[str | os.PathLike], num_clips: int) -> list[torch.Tensor]:
     """Per video, its views as the pipeline feeds them: float (num_clips, T, C, H, W)."""
     views = []
     for video in videos:

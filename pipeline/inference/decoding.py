@@ -27,6 +27,7 @@ Shipped with inference code (Hub remote code): imports only the standard library
 from __future__ import annotations
 
 import bisect
+import io
 import os
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,7 @@ from .sampling import eval_clip_indices, train_clip_indices  # noqa: F401  (re-e
 
 __all__ = [
     "VIDEO_EXTENSIONS", "VideoDecodeError", "FrameIndexError", "VideoInfo", "DecodeStats", "probe_video", "decode_frames",
+    "source_name",
     "train_clip_indices", "eval_clip_indices",
 ]
 
@@ -63,7 +65,7 @@ class VideoDecodeError(RuntimeError):
     """A video cannot be probed or decoded; `.path` and `.reason` say which and why."""
 
     def __init__(self, path, reason: str):
-        self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+        self.path = source_name(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
@@ -134,17 +136,47 @@ class DecodeStats:
     reopened: int = 0
 
 
+def source_name(source) -> str:
+    """How errors and logs name a video source: its path, the ``name`` of a file object, or its size in memory."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<video in memory, {memoryview(source).nbytes} bytes>"
+    name = getattr(source, "name", None)
+    return str(name) if name else repr(source)
+
+
+def _readable(source):
+    """(what av.open reads, its size in bytes) for a path, bytes-like data or a seekable binary file object.
+
+    Bytes are wrapped in a new ``io.BytesIO`` per open (a view, no copy); a file object is rewound, because the
+    probe and the decoder open a source several times. Nothing is written to disk.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        return path, os.path.getsize(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source), memoryview(source).nbytes
+    if not (hasattr(source, "read") and hasattr(source, "seek")):
+        raise TypeError(f"a video source is a path, bytes or a seekable binary file object, not {type(source).__name__}")
+    size = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    return source, size
+
+
 def _open(path, options=None):
-    """Open `path` to decode its first video stream; VideoDecodeError (naming the file) if impossible."""
-    path = os.fspath(path)
+    """Open `path` (a path, bytes, or a binary file object) to decode its first video stream; VideoDecodeError
+    (naming the source) if impossible."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
+        readable, size = _readable(path)
     except OSError as error:
         raise VideoDecodeError(path, f"cannot read file ({error.strerror or error})") from None
     if size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
-        container = av.open(path, metadata_errors="ignore", options=options)
+        container = av.open(readable, metadata_errors="ignore", options=options)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
         if options:  # the quick open reads too little for some formats: try once more the normal way
             return _open(path)
@@ -199,6 +231,9 @@ _SEEK_CHECK_REFERENCES = 1  # reference pictures after the keyframe the short se
 
 def probe_video(path, *, skip_table: bool = True, check_seeks: bool = True) -> VideoInfo:
     """Count the decodable frames of `path`; build its keyframe table and its B-frame skip table.
+
+    `path` is a file path, the file's bytes, or a seekable binary file object (e.g. ``io.BytesIO``): a streamed
+    video is probed and decoded in memory, identically to the same file on disk.
 
     Every table entry is checked by decoding (see the module doc): the defaults suit videos decoded many times
     (training), at the cost of about one more decode of the file, once, for MPEG-4 Part 2 videos with B-frames,
@@ -709,7 +744,8 @@ def _seek_reproduces(path, info, j, seek_ts, end, signatures) -> str:
 
 def decode_frames(path, indices: Sequence[int], *, info: Optional[VideoInfo] = None, size=None,
                   stats: Optional[DecodeStats] = None) -> np.ndarray:
-    """Decode frames `indices` of `path` as RGB uint8 (len(indices), H, W, 3), in the order given.
+    """Decode frames `indices` of `path` (a path, bytes, or a seekable binary file object) as RGB uint8
+    (len(indices), H, W, 3), in the order given.
 
     Indices may be unsorted and repeated. With `info` (from probe_video, or its to_dict()) it seeks to the
     keyframe before the first needed frame, skips unneeded B-frames, and rejects out-of-range indices up

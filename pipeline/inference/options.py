@@ -14,6 +14,7 @@ from numbers import Integral, Real
 from typing import Any
 
 STRATEGIES = ("dense", "uniform", "random")
+SHORT_POLICIES = ("clamp", "loop")
 FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
@@ -64,6 +65,9 @@ def check_options(options: dict[str, Any]) -> None:
     strategy = options.get("frame_sampling_strategy")
     if strategy is not None and strategy not in STRATEGIES:
         _fail("frame_sampling_strategy", " | ".join(STRATEGIES), strategy)
+    short = options.get("short_video")
+    if short is not None and short not in SHORT_POLICIES:
+        _fail("short_video", " | ".join(SHORT_POLICIES), short)
     function = options.get("function_to_apply")
     if function is not None and function not in FUNCTIONS:
         _fail("function_to_apply", " | ".join(FUNCTIONS), function)

@@ -141,7 +141,7 @@ def spatial_crops(video: torch.Tensor, crop_size: tuple[int, int], num_crops: in
     return crops
 
 
-def clip_views(frames: torch.Tensor, positions: torch.Tensor, prep: VideoPreprocessing, num_crops: int = 1,
+def clip_views(frames: torch.Tensor, positions: torch.Tensor, prep: VideoPreprocessing, num_crops: int,
                dtype: torch.dtype = torch.float32, out: torch.Tensor | None = None) -> torch.Tensor:
     """The K x C evaluation views of one video, on the device of ``frames``: (K*C, T, C, h, w), clip-major.
 

@@ -9,7 +9,9 @@ the model config and the saved image processor), so a model card's numbers are r
 Inputs: a path, an http(s) URL, raw bytes of a video file, a uint8 array (frames, H, W, 3), or a list of
 these (``video_source.py``: checks, bounded downloads, content sniffing; in a list, an input that fails gives
 ``{"video", "error"}`` in its place and the others their results). Options (at construction or per call):
-``top_k``, ``num_clips`` / ``num_crops`` (multi-view, softmax averaged), ``timeline=True`` with ``window`` /
+``top_k``, the clip contract's fields (``num_frames``, ``frame_sampling_rate``, ``frame_sampling_strategy``,
+``short_video``; the model's config.json gives them otherwise), ``num_clips`` / ``num_crops`` (multi-view, softmax
+averaged), ``timeline=True`` with ``window`` /
 ``stride`` in seconds or ``window_frames`` / ``stride_frames`` in frames (sliding windows over the whole video;
 variable-frame-rate videos get their real times, ``frame_times.py``), ``function_to_apply``, ``batch_size``
 (views per forward pass), ``num_workers`` (decoding processes for a list of videos), and for URLs ``timeout``
@@ -36,7 +38,7 @@ import torch
 from transformers.pipelines.base import ChunkPipeline
 from transformers.pipelines.video_classification import VideoClassificationPipeline
 
-from .clip_spec import ClipSpec
+from .clip_spec import FIELDS, ClipSpec
 from .decoding import probe_video
 from .frame_count import restore_temporal_positions
 from .frame_times import frame_times, windows_by_time
@@ -111,6 +113,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         num_frames: Optional[int] = None,
         frame_sampling_rate: Optional[int] = None,
         frame_sampling_strategy: Optional[str] = None,
+        short_video: Optional[str] = None,
         function_to_apply: Optional[str] = None,
         timeout=None,
         max_download_bytes: Optional[int] = None,
@@ -122,7 +125,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 num_clips=num_clips, num_crops=num_crops, timeline=timeline, window=window, stride=stride,
                 window_frames=window_frames, stride_frames=stride_frames, fps=fps, num_frames=num_frames,
                 frame_sampling_rate=frame_sampling_rate, frame_sampling_strategy=frame_sampling_strategy,
-                timeout=timeout, max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
+                short_video=short_video, timeout=timeout, max_download_bytes=max_download_bytes, max_download_seconds=max_download_seconds,
             ).items()
             if value is not None
         }
@@ -167,9 +170,7 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         preprocess, _, postprocess = self._sanitize_parameters(**kwargs)
         preprocess = {**self._preprocess_params, **preprocess}
         postprocess = {**self._postprocess_params, **postprocess}
-        spec = self.clip_spec(preprocess.get("num_frames"), preprocess.get("frame_sampling_rate"),
-                              preprocess.get("frame_sampling_strategy"), preprocess.get("num_clips"),
-                              preprocess.get("num_crops"))
+        spec = self.model_clip_spec(**{name: preprocess.get(name) for name in FIELDS})
         limits = DownloadLimits.from_options(preprocess.get("timeout"), preprocess.get("max_download_bytes"),
                                              preprocess.get("max_download_seconds"))
         clips = VideoClips(lambda i: (videos[i], None), len(videos), spec, open_source=functools.partial(VideoSource, limits=limits), skippable=ITEM_ERRORS)
@@ -192,11 +193,10 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
                 if i in scores else {"video": describe(videos[i]), "error": errors.get(i, "could not be read")}
                 for i in range(len(videos))]
 
-    def clip_spec(self, num_frames=None, frame_sampling_rate=None, frame_sampling_strategy=None, num_clips=None,
-                  num_crops=None) -> ClipSpec:
-        """The model's clip contract (config.json + processor), with a call's own choices winning."""
-        spec = ClipSpec.from_config(self.model.config, num_frames=num_frames, rate=frame_sampling_rate,
-                                    strategy=frame_sampling_strategy, num_clips=num_clips, num_crops=num_crops)
+    def model_clip_spec(self, **fields) -> ClipSpec:
+        """The model's clip contract (config.json + processor), with a call's own choices (``FIELDS``, None: the
+        model's) winning."""
+        spec = ClipSpec.from_config(self.model.config, **fields)
         return replace(spec, preprocessing=self.preprocessing)
 
     # -- preprocessing ---------------------------------------------------------------------------------------
@@ -214,19 +214,21 @@ class PyAVVideoClassificationPipeline(VideoClassificationPipeline, ChunkPipeline
         num_frames: Optional[int] = None,
         frame_sampling_rate: Optional[int] = None,
         frame_sampling_strategy: Optional[str] = None,
+        short_video: Optional[str] = None,
         timeout=None,
         max_download_bytes: Optional[int] = None,
         max_download_seconds: Optional[float] = None,
     ) -> Iterator[dict[str, Any]]:
         """Yields chunks of decoded uint8 frames with the positions of their clips: one chunk per video, or per
         group of timeline windows (bounded memory for any video length)."""
-        spec = self.clip_spec(num_frames, frame_sampling_rate, frame_sampling_strategy, num_clips, num_crops)
+        spec = self.model_clip_spec(num_frames=num_frames, frame_sampling_rate=frame_sampling_rate,
+                                    frame_sampling_strategy=frame_sampling_strategy, short_video=short_video,
+                                    num_clips=num_clips, num_crops=num_crops)
         num_clips, num_crops = spec.num_clips, spec.num_crops
         limits = DownloadLimits.from_options(timeout, max_download_bytes, max_download_seconds)
         with VideoSource(video, limits) as source:
             if not timeline:
-                clips, info = sample_clips(source.value, num_frames=spec.num_frames, rate=spec.rate,
-                                           strategy=spec.strategy, num_clips=num_clips, short=spec.short)
+                clips, info = sample_clips(source.value, spec)
                 frames, positions = clip_frames(source.value, clips, info)
                 yield {"frames": frames, "positions": positions, "num_crops": num_crops,
                        "windows": torch.zeros(len(clips) * num_crops, dtype=torch.long),

@@ -78,9 +78,7 @@ class VideoClips(Dataset):
         if self.decode is not None:
             frames, positions = self.decode(source, info)
             return {"frames": frames, "positions": positions}
-        spec = self.spec
-        clips, info = sample_clips(source, num_frames=spec.num_frames, rate=spec.rate, strategy=spec.strategy,
-                                   num_clips=spec.num_clips, short=spec.short, info=info)
+        clips, info = sample_clips(source, self.spec, info)
         frames, positions = clip_frames(source, clips, info)
         # a video the probe found damaged is scored from what decodes; callers say so with the prediction
         return {"frames": frames, "positions": positions, "damage": info.damage if info is not None else ""}
@@ -89,7 +87,7 @@ class VideoClips(Dataset):
 def _name(source: Any) -> str:
     if isinstance(source, (str, os.PathLike)):
         return os.fspath(source)
-    return f"<{type(source).__name__}>"
+    return str(getattr(source, "name", None) or f"<{type(source).__name__}>")  # a named in-memory file: its name
 
 
 class ViewBatcher:
@@ -161,7 +159,7 @@ def score_videos(
     videos: VideoClips,
     *,
     prep: VideoPreprocessing,
-    num_crops: int = 1,
+    num_crops: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_workers: int = 0,
     device: torch.device | str = "cpu",

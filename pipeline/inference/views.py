@@ -11,18 +11,21 @@ Shipped as Hub remote code: imports only numpy, torch, torchvision, av (through 
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import torch
 
-from .decoding import VideoInfo, decode_frames, eval_clip_indices, probe_video
-from .preprocessing import VideoPreprocessing, clip_views
+from .clip_spec import ClipSpec
+from .decoding import VideoInfo, decode_frames, probe_video
+from .preprocessing import clip_views
 
-VideoSource = Union[str, os.PathLike, np.ndarray]
+# What views are cut from: a video file's path, or its frames already decoded (uint8 (N, H, W, 3)). Opening URLs,
+# bytes and other inputs into one of these is ``video_source.VideoSource``'s job.
+PathOrFrames = Union[str, os.PathLike, np.ndarray]
 
 
-def clip_frames(source: VideoSource, clips: list[np.ndarray], info: VideoInfo | None = None
+def clip_frames(source: PathOrFrames, clips: list[np.ndarray], info: VideoInfo | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct frames of ``clips`` (frame-index arrays), decoded once: (uint8 (U, H, W, 3), positions (K, T)).
 
@@ -37,10 +40,10 @@ def clip_frames(source: VideoSource, clips: list[np.ndarray], info: VideoInfo | 
     return torch.from_numpy(frames), torch.from_numpy(positions)
 
 
-def sample_clips(source: VideoSource, *, num_frames: int, rate: int = 1, strategy: str = "dense",
-                 num_clips: int = 1, short: str = "clamp", info: VideoInfo | dict | None = None
+def sample_clips(source: PathOrFrames, spec: ClipSpec, info: VideoInfo | dict | None = None
                  ) -> tuple[list[np.ndarray], VideoInfo | None]:
-    """The frame indices of the K evaluation clips of a video (path or uint8 array) and its probe (None for arrays)."""
+    """The frame indices of the ``spec.num_clips`` evaluation clips of a video (path or uint8 array) and its probe
+    (None for arrays)."""
     if isinstance(info, dict):
         info = VideoInfo.from_dict(info)
     if isinstance(source, np.ndarray):
@@ -52,47 +55,23 @@ def sample_clips(source: VideoSource, *, num_frames: int, rate: int = 1, strateg
         # checked. Datasets carry the full probe (pipeline.data.metadata), made once and cached.
         info = info or probe_video(os.fspath(source), skip_table=False)
         total = info.num_frames
-    clips = eval_clip_indices(total, num_frames, rate, strategy=strategy, num_clips=num_clips, short=short)
-    return clips, info
+    return spec.eval_clips(total), info
 
 
-def load_views(
-    source: VideoSource,
-    *,
-    processor_or_prep: Any,
-    num_frames: int,
-    rate: int = 1,
-    strategy: str = "dense",
-    num_clips: int = 1,
-    num_crops: int = 1,
-    info: VideoInfo | dict | None = None,
-    short: str = "clamp",
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
+def load_views(source: PathOrFrames, spec: ClipSpec, *, info: VideoInfo | dict | None = None,
+               device: torch.device | str | None = None) -> torch.Tensor:
     """All K x C views of a video as float (K*C, T, C, H, W), clip-major (clip 0's crops first), on ``device``.
 
-    ``source`` is a video path or a decoded uint8 array (N, H, W, 3). ``info`` (from ``probe_video``, or its
-    dict form as stored in the dataset) saves a probe.
+    ``source`` is a video path or a decoded uint8 array (N, H, W, 3); ``spec`` must carry its preprocessing
+    (``ClipSpec.from_config(config, processor)``). ``info`` (from ``probe_video``, or its dict form as stored in
+    the dataset) saves a probe.
     """
+    if spec.preprocessing is None:
+        raise ValueError("load_views needs the clip contract's preprocessing: ClipSpec.from_config(config, processor)")
     if not isinstance(source, np.ndarray):
         source = os.fspath(source)
-    clips, info = sample_clips(source, num_frames=num_frames, rate=rate, strategy=strategy, num_clips=num_clips,
-                               short=short, info=info)
-    return views_of_clips(source, clips, processor_or_prep=processor_or_prep, num_crops=num_crops, info=info,
-                          device=device)
-
-
-def views_of_clips(
-    source: VideoSource,
-    clips: list[np.ndarray],
-    *,
-    processor_or_prep: Any,
-    num_crops: int = 1,
-    info: VideoInfo | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Views of the given clips (frame-index arrays) as float (len(clips)*C, T, C, H, W), clip-major."""
+    clips, info = sample_clips(source, spec, info)
     frames, positions = clip_frames(source, clips, info)
     if device is not None:
         frames = frames.to(device)
-    return clip_views(frames, positions, VideoPreprocessing.from_processor(processor_or_prep), num_crops)
+    return clip_views(frames, positions, spec.preprocessing, spec.num_crops)

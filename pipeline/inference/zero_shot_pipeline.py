@@ -76,12 +76,12 @@ class ZeroShotVideoClassificationPipeline(PyAVVideoClassificationPipeline):
         self._text(self._labels, template)  # encodes once now; fails here, naming the template, without "{}"
         return super().__call__(inputs, candidate_labels=self._labels, **kwargs)
 
-    def clip_spec(self, num_frames=None, frame_sampling_rate=None, frame_sampling_strategy=None, num_clips=None,
-                  num_crops=None):
+    def model_clip_spec(self, **fields):
         # X-CLIP was trained on one frame per segment: that is its default where the config records no sampling
-        strategy = (frame_sampling_strategy or getattr(self.model.config, "frame_sampling_strategy", None)
-                    or DEFAULT_STRATEGY)
-        return super().clip_spec(num_frames, frame_sampling_rate, strategy, num_clips, num_crops)
+        fields["frame_sampling_strategy"] = (fields.get("frame_sampling_strategy")
+                                             or getattr(self.model.config, "frame_sampling_strategy", None)
+                                             or DEFAULT_STRATEGY)
+        return super().model_clip_spec(**fields)
 
     def _text(self, labels: Sequence[str], template: str) -> torch.Tensor:
         key = (tuple(labels), template)

@@ -165,6 +165,22 @@ def get_model(
     return _with_attention(model, attn_implementation), processor
 
 
+def config_frame_count(*, model_name_or_path: str | None = None, model_type: str | None = None,
+                       config_overrides: dict[str, Any] | None = None, cache_dir: str | None = None) -> int | None:
+    """The frame count the model's config gives (``get_model`` without ``num_frames`` builds it at this length),
+    read from the config alone; None when the config declares none."""
+    register_auto_classes()
+    if bool(model_name_or_path) == bool(model_type):
+        raise ValueError("give exactly one of model_name_or_path (pretrained) or model_type (from a config)")
+    family = _family(model_name_or_path, model_type, cache_dir)
+    overrides = _aliased(family, dict(config_overrides or {}))
+    if model_type:
+        config = AutoConfig.for_model(model_type, **overrides)
+    else:
+        config = AutoConfig.from_pretrained(model_name_or_path, cache_dir=cache_dir, **overrides)
+    return config_num_frames(config)
+
+
 def _family(model_name_or_path: str | None, model_type: str | None, cache_dir: str | None) -> str | None:
     if model_type:
         return model_type

@@ -25,7 +25,7 @@ from typing import Any, Optional
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from pipeline.inference.clip_spec import ClipSpec
+from pipeline.inference.clip_spec import OLD_NAMES, ClipSpec
 from pipeline.inference.decoding import VIDEO_EXTENSIONS
 
 from ..redaction import redact_recipe
@@ -121,7 +121,7 @@ CITATIONS = {
 # Recipe keys worth a row (how long it trained comes from trainer_state.json, not from num_train_epochs /
 # max_steps: one of the two is a default the run never used) in the hyper-parameter table, in reading order (the full recipe follows the table).
 HYPERPARAMETER_KEYS = (
-    "model_name_or_path", "model_type", "freeze_backbone", "num_frames", "frame_sampling_rate", "sampling_strategy",
+    "model_name_or_path", "model_type", "freeze_backbone", "num_frames", "frame_sampling_rate", "frame_sampling_strategy",
     "short_video",
     "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay", "optim",
     "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -272,7 +272,7 @@ class ModelFacts:
             return str(self.recipe["dataset"])
         return "kinetics400" if self.is_converted_i3d else None
 
-    def clip_spec(self) -> ClipSpec:
+    def saved_clip_spec(self) -> ClipSpec:
         """The clip contract config.json records, with the processor saved beside it (None without one)."""
         processor = None
         if (self.model_dir / "preprocessor_config.json").is_file() or (
@@ -294,6 +294,9 @@ def read_model_facts(model_dir: str | Path) -> ModelFacts:
         recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text()) or {}
         if not isinstance(recipe, dict):
             raise ValueError(f"{model_dir / 'recipe.yaml'}: expected a mapping of key: value")
+    for old, name in OLD_NAMES.items():  # a recipe.yaml written under the contract's older key names
+        if old in recipe:
+            recipe.setdefault(name, recipe.pop(old))
     return ModelFacts(model_dir, config, redact_recipe(recipe))
 
 
@@ -522,7 +525,7 @@ def _card_context(facts, results, figures, model_name, repo_id, data_name, data_
         "model_ref": repo_id or str(facts.model_dir),
         "is_hub": repo_id is not None,
         "example_video": (None if repo_id else _example_video(facts)) or "video.mp4",
-        "contract": facts.clip_spec().describe(),
+        "contract": facts.saved_clip_spec().describe(),
         "processor_file": ("video processor (`video_preprocessor_config.json`)" if video_processor_only
                            else "image processor (`preprocessor_config.json`)"),
         "hyperparameters": _trained_for(facts.model_dir) + [

@@ -10,6 +10,11 @@ random augmentation parameters of each of its ``repeats`` copies. Where the pixe
 - ``"workers"``: the worker applies the same transforms with the same parameters and sends normalised float clips
   (the better choice when the model itself runs on the CPU, whose cores the workers already use).
 
+Training draws (clip positions, augmentation parameters) are seeded per batch by ``ClipRandomness`` from the
+run's seed, the epoch and the batch's samples (their ``__key__`` where rows have one, as WebDataset samples do; else
+the video), so a run resumed mid-epoch trains on the same clips
+(pipeline/training/clip_randomness.py).
+
 A video that fails to decode is logged with its path and reason and yields ``None`` (the collator drops it), so
 one bad file never stops a run.
 """
@@ -22,10 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video
+from pipeline.data.streaming import video_source
+from pipeline.inference.decoding import VideoDecodeError, VideoInfo, decode_frames, probe_video, source_name
 from pipeline.inference.preprocessing import VideoPreprocessing, clip_views
 from pipeline.inference.clip_spec import ClipSpec
 from pipeline.training.augmentation import AugmentationSettings, ClipAugmentation, augment_batch
+from pipeline.training.clip_randomness import ClipRandomness, sample_key
 from pipeline.training.collate import ClipBatch, empty_batch
 
 logger = logging.getLogger(__name__)
@@ -34,7 +41,8 @@ PLACEMENTS = ("device", "workers")
 
 
 class ClipTransform:
-    """Batch transform for ``with_transform``: {"video", "label", ["video_info"]} -> one ``ClipBatch`` per row batch.
+    """Batch transform for ``with_transform`` (a file dataset) or a batched ``map`` (a stream): {"video", "label",
+    ["video_info"]} -> one ``ClipBatch`` per row batch. A video is a path or {"bytes", "path"} (decoded in memory).
 
     Training draws a random clip per video and the parameters of ``repeats`` independently augmented copies of it,
     all from ONE decode (VideoMAE's repeated augmentation). Evaluation takes the deterministic centre clip, the
@@ -43,7 +51,7 @@ class ClipTransform:
 
     def __init__(self, spec: ClipSpec, prep: VideoPreprocessing, train: bool, *,
                  augmentation: AugmentationSettings | None = None, repeats: int = 1, placement: str = "device",
-                 video_column: str = "video", label_column: str = "label"):
+                 video_column: str = "video", label_column: str = "label", key_column: str = "__key__"):
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
         if placement not in PLACEMENTS:
@@ -55,10 +63,20 @@ class ClipTransform:
         self.placement = placement
         self.video_column = video_column
         self.label_column = label_column
+        self.key_column = key_column  # what names a sample for its random draws (a stream's key), else the video
         self.augmentation = ClipAugmentation(prep, augmentation) if train else None
+        self.randomness = ClipRandomness() if train else None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        paths = batch[self.video_column]
+        if not self.train:
+            return self._clips(batch)
+        keys = batch.get(self.key_column) or batch[self.video_column]
+        with self.randomness.drawing([sample_key(key) for key in keys]):
+            return self._clips(batch)
+
+    def _clips(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        # a path, or a streamed video's bytes as a named in-memory file (pipeline.data.streaming)
+        paths = [video_source(cell) for cell in batch[self.video_column]]
         infos = [_info(path, info) for path, info in zip(paths, batch.get("video_info") or [None] * len(paths))]
         clips = ClipBatch.allocate(
             [(info.height, info.width) if isinstance(info, VideoInfo) else None for info in infos],
@@ -74,7 +92,7 @@ class ClipTransform:
                     clips.augment[i] = self.augmentation.draw_many(self.repeats, *frames.shape[1:3])
                 rows.append(i)
             except (VideoDecodeError, OSError, ValueError, IndexError, RuntimeError) as err:
-                logger.warning("skipping unreadable video %s: %s", path, err)
+                logger.warning("skipping unreadable video %s: %s", source_name(path), err)
                 rows.append(None)
         if self.placement == "workers":
             good = [i for i in rows if i is not None]
@@ -89,7 +107,7 @@ class ClipTransform:
     def _indices(self, info: VideoInfo) -> np.ndarray:
         if not self.train:
             return self.spec.eval_clips(info.num_frames, num_clips=1)[0]
-        # torch's generator is seeded per worker and per run by the Trainer: reproducible and distinct per worker
+        # torch's generator is seeded for this batch here (ClipRandomness): the same clip wherever it is loaded
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
         return self.spec.train_clip(info.num_frames, rng)
 
@@ -99,7 +117,7 @@ class ClipTransform:
             pixel_values = augment_batch(self.augmentation, clips.frames, clips.sizes, clips.augment)
         else:
             pixel_values = torch.cat([
-                clip_views(clips.frames[i, :, :h, :w], torch.arange(clips.frames.shape[1])[None], self.prep)
+                clip_views(clips.frames[i, :, :h, :w], torch.arange(clips.frames.shape[1])[None], self.prep, 1)
                 for i, (h, w) in enumerate(clips.sizes.tolist())])
         shared = empty_batch(tuple(pixel_values.shape), pixel_values.dtype)
         shared.copy_(pixel_values)

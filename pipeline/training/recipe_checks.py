@@ -29,6 +29,7 @@ import typing
 from numbers import Integral, Real
 from typing import Any, Optional
 
+from pipeline.inference.clip_spec import ClipSpec
 from pipeline.inference.sampling import SHORT_POLICIES, STRATEGIES
 from pipeline.training.fine_tuning import check_args as check_fine_tuning_args
 from pipeline.user_errors import RecipeError
@@ -105,7 +106,7 @@ def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
     """Raises RecipeError for the first value that cannot work (see the module docstring)."""
     _positive_int("num_frames", data_args.num_frames, allow_none=True)
     _positive_int("frame_sampling_rate", data_args.frame_sampling_rate)
-    _choice("sampling_strategy", data_args.sampling_strategy, STRATEGIES)
+    _choice("frame_sampling_strategy", data_args.frame_sampling_strategy, STRATEGIES)
     _choice("short_video", data_args.short_video, SHORT_POLICIES)
     _choice("on_missing_video", data_args.on_missing_video, ("error", "skip"))
     _positive_int("repeated_augmentation", data_args.repeated_augmentation)
@@ -126,8 +127,8 @@ def check_recipe(model_args, data_args, run_args, training_args=None) -> None:
             raise RecipeError(f"{key}: {value!r} is not possible; it must be 0 (off) or a positive number")
     _positive_int("max_train_samples", data_args.max_train_samples, allow_none=True)
     _positive_int("max_eval_samples", data_args.max_eval_samples, allow_none=True)
-    _positive_int("eval_num_clips", run_args.eval_num_clips)
-    _positive_int("eval_num_crops", run_args.eval_num_crops)
+    _positive_int("num_clips", data_args.num_clips)
+    _positive_int("num_crops", data_args.num_crops)
     if model_args.image_size is not None:
         _positive_int("image_size", model_args.image_size)
     try:  # the fine-tuning keys too, before any data is read
@@ -199,9 +200,9 @@ def check_splits(splits, data_args, evaluation_on: bool) -> None:
                               + (" (or set test_fraction: 0)" if data_args.dataset in ("videofolder", "hf") else ""))
 
 
-def short_video_count(splits, num_frames: int, rate: int, strategy: str) -> tuple[int, int, int]:
+def short_video_count(splits, spec: ClipSpec) -> tuple[int, int, int]:
     """(videos shorter than a clip needs, videos in all, frames a clip needs) over every split."""
-    need = (num_frames - 1) * rate + 1 if strategy == "dense" else num_frames
+    need = spec.span or spec.num_frames
     short = total = 0
     for split in splits.values():
         if "video_info" not in split.column_names:
@@ -212,14 +213,14 @@ def short_video_count(splits, num_frames: int, rate: int, strategy: str) -> tupl
     return short, total, need
 
 
-def report_short_videos(splits, num_frames: int, rate: int, strategy: str, short_policy: str) -> int:
+def report_short_videos(splits, spec: ClipSpec) -> int:
     """Logs once how many videos are shorter than a clip needs (their clips repeat frames); returns the count."""
-    short, total, need = short_video_count(splits, num_frames, rate, strategy)
+    short, total, need = short_video_count(splits, spec)
     if short:
-        how = "the last frame repeats" if short_policy == "clamp" else "the clip wraps around to the start"
-        spread = f"num_frames {num_frames} x frame_sampling_rate {rate}" if strategy == "dense" \
-            else f"num_frames {num_frames}"
+        how = "the last frame repeats" if spec.short_video == "clamp" else "the clip wraps around to the start"
+        spread = (f"num_frames {spec.num_frames} x frame_sampling_rate {spec.frame_sampling_rate}"
+                  if spec.frame_sampling_strategy == "dense" else f"num_frames {spec.num_frames}")
         logger.warning("%d of %d videos (%.0f%%) are shorter than the %d frames a clip spans (%s): in their clips "
                        "%s (short_video: %s)", short, total, 100.0 * short / max(total, 1), need, spread, how,
-                       short_policy)
+                       spec.short_video)
     return short

@@ -14,6 +14,11 @@ Fine-tuning (``fine_tuning=FineTuning``, pipeline/training/fine_tuning.py) enter
 ``get_decay_parameter_names`` (layer-wise lr decay, no decay on norms and learned tokens), ``compute_loss`` (Mixup /
 CutMix of the training batch on its device), ``_get_train_sampler`` (class-balanced sampling; a private method,
 guarded by tests/test_fine_tuning_trainer.py) and ``log`` (``train_accuracy``).
+
+Preemption (pipeline/training/preemption.py): SIGTERM / SIGUSR1 to any rank stops every rank after the current step
+with a checkpoint saved; ``train`` then raises ``Preempted`` (the command exits with status 75). Exact mid-epoch
+resume (pipeline/training/clip_randomness.py): a training transform that carries ``ClipRandomness`` gets the run's
+seed and the epoch from a callback, so a clip's random draws do not depend on which process loads it, or when.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 from pipeline.compatibility import require, warn_if_untested
 from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
+from .clip_randomness import ClipRandomnessEpochs
+from .preemption import Preemption, ignore_signals_in_workers
 from .optimizer_groups import decay_parameter_names
 from .video_counts import empty_prediction
 from pipeline.inference.model_inputs import as_model_inputs, input_name
@@ -56,8 +63,30 @@ class VideoTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.device_batch = device_batch
         self.add_callback(RunFolderState())
+        self.preemption = Preemption()
+        self.add_callback(self.preemption)
+        randomness = ClipRandomnessEpochs.of(self.train_dataset)
+        if randomness is not None:
+            self.add_callback(randomness)
         if fine_tuning is not None:
             fine_tuning.bind(self)
+
+    def train(self, *args, **kwargs):
+        """``Trainer.train``; raises ``Preempted`` when a signal stopped it (its checkpoint is saved by then)."""
+        try:
+            result = super().train(*args, **kwargs)
+        finally:
+            self.preemption.restore()  # also when training raised (on_train_end did not run)
+        if self.preemption.stopped is not None:
+            self.accelerator.wait_for_everyone()  # the ranks leave together: the launcher sees one outcome
+            self.preemption.raise_if_stopped(self.args.output_dir)
+        return result
+
+    def get_train_dataloader(self):
+        return ignore_signals_in_workers(super().get_train_dataloader())  # a preemption signal is the rank's
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return ignore_signals_in_workers(super().get_eval_dataloader(eval_dataset))
 
     def _device_inputs(self, model, inputs):
         """The batch as the model takes it: made on the device (device_batch) and named for the model."""
@@ -134,6 +163,8 @@ class VideoTrainer(Trainer):
         super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _load_best_model(self):
+        if self.preemption.stopped is not None:
+            return  # the run goes on after the relaunch; the grace period is for saving, not reloading
         best = self.state.best_model_checkpoint
         if self._plain_checkpoint(best):
             logger.info("loading the best model from %s (score: %s)", best, self.state.best_metric)

@@ -22,6 +22,10 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from datasets import IterableDataset
+
+from pipeline.data.streaming import split_length, video_name
+
 logger = logging.getLogger("pipeline.train")
 
 FAILURE_LOG = "_failed_videos.jsonl"
@@ -64,7 +68,7 @@ class RecordingTransform:
         finally:
             clip_logger.removeHandler(capture)
         paths = batch[self.video_column]
-        failed = [str(p) for p, row in zip(paths, out.get("row", [])) if row is None]
+        failed = [video_name(p) for p, row in zip(paths, out.get("row", [])) if row is None]
         if failed:
             lines = "".join(json.dumps({"video": p, "reason": capture.reasons.get(p, "could not be decoded")}) + "\n"
                             for p in failed)
@@ -81,8 +85,11 @@ class VideoCounts:
     def __init__(self, output_dir: str | os.PathLike, splits, is_main_process: bool = True):
         self.output_dir = Path(output_dir)
         self.log_path = self.output_dir / FAILURE_LOG
-        self.listed = {name: len(split) for name, split in splits.items()}
-        self.members = {name: set(map(str, split["video"])) for name, split in splits.items()}
+        # a stream lists the count recorded with it (its members are not read ahead: any failure logged during
+        # its evaluation is its own)
+        self.listed = {name: split_length(split) for name, split in splits.items()}
+        self.members = {name: None if isinstance(split, IterableDataset) else set(map(str, split["video"]))
+                        for name, split in splits.items()}
         self.skipped: list[dict[str, str]] = []
         if is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +99,7 @@ class VideoCounts:
         """The (path, reason) pairs probing left out, attributed to their splits."""
         for path, reason in unreadable:
             for name, members in self.members.items():
-                if str(path) in members:
+                if members is not None and str(path) in members:
                     self.skipped.append({"split": name, "video": str(path), "reason": str(reason)})
 
     def limited(self, name: str, size: int) -> None:
@@ -114,7 +121,12 @@ class VideoCounts:
     def evaluated(self, name: str, prefix: str, metrics: dict, mark: int) -> None:
         """Sets ``{prefix}_samples`` (videos scored) and ``{prefix}_skipped_videos`` (listed - scored) after the
         final evaluation of split ``name``, and notes which of its videos failed since ``mark``."""
-        scored = int(metrics.pop(f"{prefix}_videos", self.listed[name]))
+        scored = int(metrics.pop(f"{prefix}_videos", self.listed[name] or 0))
+        if self.members[name] is None and self.listed[name] is not None and scored > self.listed[name]:
+            # a stream evaluated by several processes: accelerate filled its last global batch with repeats
+            logger.info("%s: %d videos scored, %d of them repeated to fill the last batch of every process (exact: "
+                        "python -m pipeline.evaluation)", name, scored, scored - self.listed[name])
+            scored = self.listed[name]
         failed: dict[str, str] = {}
         if self.log_path.is_file():
             with self.log_path.open(encoding="utf-8") as handle:
@@ -124,8 +136,10 @@ class VideoCounts:
                         entry = json.loads(line)
                     except ValueError:
                         continue
-                    if entry.get("video") in self.members[name]:
+                    if self.members[name] is None or entry.get("video") in self.members[name]:
                         failed.setdefault(entry["video"], entry.get("reason", ""))
+        if self.listed[name] is None:  # a stream of unknown length lists what it yielded
+            self.listed[name] = scored + len(failed)
         known = {e["video"] for e in self.skipped if e["split"] == name}
         self.skipped += [{"split": name, "video": path, "reason": f"decoding failed during evaluation: {reason}"}
                          for path, reason in failed.items() if path not in known]

@@ -319,28 +319,13 @@ class I3DForVideoClassification(I3DPreTrainedModel):
         per_position = self.classifier(self.dropout(outputs.pooled_features))  # (B, labels, t, h, w)
         logits = per_position.mean(dim=(2, 3, 4))
 
-        loss = self._loss(logits, labels) if labels is not None else None
+        # the loss of transformers' classifiers (PreTrainedModel.loss_function, "ForVideoClassification"): cross-entropy
+        # for class indices, MSE / BCE when config.problem_type is regression / multi-label
+        loss = self.loss_function(labels, logits, self.config, **kwargs) if labels is not None else None
         if not return_dict:
             output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
         return ImageClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy for class indices; MSE / BCE when config.problem_type is regression / multi-label."""
-        labels = labels.to(logits.device)
-        problem_type = self.config.problem_type
-        if problem_type is None:
-            if self.num_labels == 1:
-                problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                problem_type = "single_label_classification"
-            else:
-                problem_type = "multi_label_classification"
-        if problem_type == "regression":
-            return F.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits, labels.to(logits.dtype))
-        if problem_type == "multi_label_classification":
-            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        return F.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
 
 
 # Saving a model writes this file (and configuration_i3d.py) next to the weights and names them in `auto_map`,
