@@ -119,6 +119,23 @@ def test_video_encoder_checkpoint_missing_a_weight_fails_loudly(tmp_path):
         get_model(LABELS, model_name_or_path=str(folder))
 
 
+def test_from_config_starts_its_temporal_positions_sinusoidal_and_a_checkpoint_keeps_its_own(tmp_path):
+    model, _ = tiny()
+    table = model.vision_model.temporal_embeddings.position_embeddings
+    dim = TINY["hidden_size"]
+    half = torch.arange(FRAMES, dtype=torch.float32)[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    torch.testing.assert_close(table[0], torch.cat((half.sin(), half.cos()), dim=1))
+    # every frame its own code, at the scale of the layer-normed tokens it is added to (transformers' own draw
+    # is lecun_normal over num_frames * hidden_size: std 0.09 here)
+    assert torch.cdist(table[0], table[0]).add(torch.eye(FRAMES) * 9).min() > 0.5
+    assert 0.5 < table.pow(2).mean().sqrt() < 1.0
+    assert table.requires_grad  # still learned
+    folder = save_backbone(tmp_path / "encoder")
+    pretrained, _ = get_model(LABELS, model_name_or_path=str(folder))
+    torch.testing.assert_close(pretrained.vision_model.temporal_embeddings.position_embeddings,
+                               VideoPrismVisionModel.from_pretrained(folder).temporal_embeddings.position_embeddings)
+
+
 def test_pretrained_model_at_another_frame_count_interpolates_its_temporal_positions(tmp_path):
     folder = save_backbone(tmp_path / "encoder")
     model, _ = get_model(LABELS, model_name_or_path=str(folder), num_frames=2 * FRAMES)

@@ -32,6 +32,7 @@ from .processors import (
     scratch_processor_for,
 )
 from .registration import register_auto_classes
+from .scratch_init import init_scratch_positions
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ def get_model(
                 overrides.setdefault("frames_per_clip", num_frames)
         config = AutoConfig.for_model(model_type, **overrides, **_label_maps(labels))
         model = AutoModelForVideoClassification.from_config(config, **kwargs)
+        if family in VIDEOPRISM_TYPES:
+            init_scratch_positions(model)
         size = getattr(config, "image_size", None) or getattr(config, "crop_size", None) or 224
         processor = (
             load_processor(processor_name_or_path, cache_dir=cache_dir)
