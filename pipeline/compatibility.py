@@ -58,6 +58,12 @@ PRIVATE_APIS = {
     "trainer_get_train_sampler": PrivateApi(
         "transformers.Trainer", "_get_train_sampler", ("train_dataset",), "transformers",
         "VideoTrainer draws training videos class-balanced (balanced_sampler) through the Trainer's sampler hook"),
+    "trainer_init_training_state": PrivateApi(
+        "transformers.Trainer", "_init_training_state",
+        ("max_steps", "num_update_steps_per_epoch", "num_train_epochs", "resume_from_checkpoint", "trial"),
+        "transformers",
+        "VideoTrainer resumes a stream (no length) in the epoch and at the batch its checkpoint saved "
+        "(training/stream_position.py): the Trainer's own count takes the whole run for one epoch"),
     "config_attn_implementation": PrivateApi(
         "transformers.PretrainedConfig", "_attn_implementation_internal", (), "transformers",
         "TimeSformer's SDPA path sets the attention kernel the way set_attn_implementation writes it, without "

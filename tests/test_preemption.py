@@ -5,6 +5,8 @@ relaunch trains every step once, with the losses of a run that was never interru
   previous handler back; resuming gives the uninterrupted losses;
 - ``pipeline/train.py`` on a small demo: relaunching from mid-epoch checkpoints (loader workers or none) gives the
   per-step losses and the test loss of the uninterrupted run;
+- the same demo written as WebDataset shards and streamed (``--dataset webdataset``): relaunching from checkpoints in
+  the stream's second and third epochs gives the uninterrupted losses too (``StreamPosition``);
 - 2-process CPU DDP through ``python -m pipeline.launch`` (accelerate_configs/cpu_ddp.yaml): SIGTERM to one rank, or
   to the launcher, stops both ranks with a checkpoint, status 75 from the launcher, a log line naming the signal in
   every rank; the relaunch trains the remaining steps once, and both interrupted runs end with the same losses;
@@ -156,6 +158,45 @@ def test_resuming_the_demo_mid_epoch_gives_the_losses_of_the_uninterrupted_run(s
             shutil.copytree(whole / f"checkpoint-{earlier}", out / f"checkpoint-{earlier}")
         loader = ["--dataloader_num_workers", workers, "--dataloader_persistent_workers", str(workers != "0").lower()]
         result = run_train(demo_args(small_demo, out, *loader), env=env)
+        assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{step}'}" in result.stdout
+        got = losses(out)
+        assert sorted(got) == list(range(1, 13))
+        assert got == pytest.approx(expected, abs=1e-6), {s: (got[s], expected[s]) for s in got if s > step}
+        assert json.loads((out / "all_results.json").read_text())["test_loss"] == pytest.approx(test_loss, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_demo_shards(small_demo, tmp_path_factory) -> Path:
+    """The small demo written once by the shard writer: 2 train shards (one per loader worker), 16 videos."""
+    root = tmp_path_factory.mktemp("preemption_shards")
+    result = subprocess.run([sys.executable, "-m", "pipeline.data.shards", "--dataset", "ucf101", "--dataset_dir",
+                             str(small_demo), "--output_dir", str(root / "shards"), "--min_shards", "2"],
+                            cwd=REPO, env=dict(os.environ, VIDEO_PIPELINE_CACHE=str(root / "cache")),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    manifest = json.loads((root / "shards" / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["samples"] == 16 and len(manifest["splits"]["train"]["shards"]) == 2
+    return root / "shards"
+
+
+def test_resuming_a_stream_mid_epoch_gives_the_losses_of_the_uninterrupted_run(small_demo_shards, tmp_path):
+    # streamed from shards: the Trainer sees no epoch length, so the checkpoint's place in the stream (epoch and
+    # batches trained in it) is what the relaunch resumes from, not its global step
+    env = {"VIDEO_PIPELINE_CACHE": str(tmp_path / "cache"), "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    stream = ["--dataset", "webdataset", "--dataset_dir", str(small_demo_shards), "--shuffle_buffer_size", "6",
+              "--dataloader_num_workers", "2", "--dataloader_persistent_workers", "true",
+              "--load_best_model_at_end", "false"]  # the test loss is then the last model's, trained after the resume
+    whole = tmp_path / "whole"
+    run_train(demo_args(small_demo_shards, whole, *stream), env=env)
+    expected = losses(whole)
+    test_loss = json.loads((whole / "all_results.json").read_text())["test_loss"]
+    assert sorted(expected) == list(range(1, 13))
+    for step in (6, 10):  # half way through the stream's epoch 2, then 3 (4 batches an epoch)
+        out = tmp_path / f"from{step}"
+        out.mkdir()
+        for earlier in range(2, step + 1, 2):
+            shutil.copytree(whole / f"checkpoint-{earlier}", out / f"checkpoint-{earlier}")
+        result = run_train(demo_args(small_demo_shards, out, *stream), env=env)
         assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{step}'}" in result.stdout
         got = losses(out)
         assert sorted(got) == list(range(1, 13))

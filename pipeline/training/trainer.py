@@ -18,7 +18,8 @@ guarded by tests/test_fine_tuning_trainer.py) and ``log`` (``train_accuracy``).
 Preemption (pipeline/training/preemption.py): SIGTERM / SIGUSR1 to any rank stops every rank after the current step
 with a checkpoint saved; ``train`` then raises ``Preempted`` (the command exits with status 75). Exact mid-epoch
 resume (pipeline/training/clip_randomness.py): a training transform that carries ``ClipRandomness`` gets the run's
-seed and the epoch from a callback, so a clip's random draws do not depend on which process loads it, or when.
+seed and the epoch from a callback, so a clip's random draws do not depend on which process loads it, or when. A run
+streamed from an ``IterableDataset`` resumes in the stream's epoch and at its batch (pipeline/training/stream_position.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import os
 
 from transformers import Trainer
+from transformers.trainer_utils import has_length
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
@@ -35,6 +37,7 @@ from pipeline.training.device_batch import DeviceBatch
 from .checkpoints import RunFolderState, checkpoint_writes
 from .clip_randomness import ClipRandomnessEpochs
 from .preemption import Preemption, ignore_signals_in_workers
+from .stream_position import StreamPosition
 from .optimizer_groups import decay_parameter_names
 from .video_counts import empty_prediction
 from pipeline.inference.model_inputs import as_model_inputs, input_name
@@ -53,7 +56,7 @@ class VideoTrainer(Trainer):
         # the private Trainer methods overridden below must still be the ones the Trainer calls: an override of a
         # renamed method would be silently bypassed (pipeline/compatibility.py)
         for key in ("trainer_load_from_checkpoint", "trainer_load_best_model", "trainer_save_checkpoint",
-                    "trainer_get_train_sampler"):
+                    "trainer_get_train_sampler", "trainer_init_training_state"):
             require(key)
         warn_if_untested()
         self.fine_tuning = fine_tuning  # training/fine_tuning.py: loss, optimizer groups, mixing, sampler, EMA
@@ -68,6 +71,10 @@ class VideoTrainer(Trainer):
         randomness = ClipRandomnessEpochs.of(self.train_dataset)
         if randomness is not None:
             self.add_callback(randomness)
+        self.stream_position = None
+        if self.train_dataset is not None and not has_length(self.train_dataset):
+            self.stream_position = StreamPosition()
+            self.add_callback(self.stream_position)
         if fine_tuning is not None:
             fine_tuning.bind(self)
 
@@ -81,6 +88,25 @@ class VideoTrainer(Trainer):
             self.accelerator.wait_for_everyone()  # the ranks leave together: the launcher sees one outcome
             self.preemption.raise_if_stopped(self.args.output_dir)
         return result
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint,
+                             trial):
+        """The Trainer's (epochs trained, batches to skip in the next): for a stream, from the checkpoint's
+        ``StreamPosition`` (the Trainer's own count assumes one epoch of ``max_steps`` batches)."""
+        epochs, skip = super()._init_training_state(max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                                    resume_from_checkpoint, trial)
+        if self.stream_position is None or resume_from_checkpoint is None or self.state.global_step == 0:
+            return epochs, skip
+        saved = StreamPosition.saved(self.state)
+        if saved is None:
+            logger.warning("%s holds no stream position (written by another version?): resuming %d batches into the "
+                           "stream's first epoch, as the Trainer does", resume_from_checkpoint, skip)
+            return epochs, skip
+        self.stream_position.resume_at(saved)
+        if self.args.ignore_data_skip:
+            return saved.epoch, 0
+        logger.info("resuming the stream in its epoch %d after %d step(s) of it", saved.epoch, saved.steps)
+        return saved.epoch, saved.steps * self.args.gradient_accumulation_steps
 
     def get_train_dataloader(self):
         return ignore_signals_in_workers(super().get_train_dataloader())  # a preemption signal is the rank's
