@@ -180,6 +180,7 @@ def main(model_args, data_args, run_args, training_args, callbacks=None) -> dict
         processing_class=processor,
         callbacks=callbacks,
         device_batch=run.device_batch,
+        clip_randomness=train_transform.randomness if streamed else None,
         fine_tuning=fine_tuning,
     )
 

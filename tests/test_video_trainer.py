@@ -50,3 +50,32 @@ def test_best_model_at_end_restores_every_weight(tmp_path):
     reference = VideoMAEForVideoClassification.from_pretrained(best).state_dict()
     for key, value in trainer.model.state_dict().items():
         assert torch.equal(value, reference[key]), key
+
+
+class RandomClipStream(torch.utils.data.IterableDataset):
+    """Eight clips a pass and no length: a stream, as the Trainer sees a streamed train split."""
+
+    def __iter__(self):
+        return (RandomClips()[i] for i in range(8))
+
+
+def test_a_stream_gives_its_clip_randomness_the_run_seed_and_the_stream_epoch(tmp_path):
+    from transformers import TrainerCallback
+
+    from pipeline.training.clip_randomness import ClipRandomness
+
+    randomness = ClipRandomness()
+    seen = []
+
+    class Record(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append((randomness.seed, randomness.epoch))
+
+    torch.manual_seed(0)
+    model = VideoMAEForVideoClassification(VideoMAEConfig(**CONFIG))
+    args = TrainingArguments(tmp_path, per_device_train_batch_size=4, max_steps=6, report_to="none", use_cpu=True,
+                             save_strategy="no", disable_tqdm=True, seed=7, data_seed=11)
+    VideoTrainer(model=model, args=args, train_dataset=RandomClipStream(), clip_randomness=randomness,
+                 callbacks=[Record()]).train()
+    # two batches a pass: the draws take data_seed and the stream's epoch 0, 1, 2 (the Trainer's own epoch stays 0)
+    assert seen == [(11, 0), (11, 0), (11, 1), (11, 1), (11, 2), (11, 2)]

@@ -88,10 +88,15 @@ class ClipRandomness:
 
 
 class ClipRandomnessEpochs(TrainerCallback):
-    """Gives a training transform's ``ClipRandomness`` the run's seed (``data_seed``, else ``seed``) and the epoch."""
+    """Gives a training transform's ``ClipRandomness`` the run's seed (``data_seed``, else ``seed``) and the epoch.
 
-    def __init__(self, randomness: ClipRandomness):
+    ``position``: a stream's ``StreamPosition``, whose epoch is the stream's (the Trainer's ``state.epoch`` counts a
+    stream without a length as one epoch of ``max_steps``); it must run its ``on_epoch_begin`` before this one.
+    """
+
+    def __init__(self, randomness: ClipRandomness, position=None):
         self.randomness = randomness
+        self.position = position
 
     @staticmethod
     def of(dataset) -> "ClipRandomnessEpochs | None":
@@ -104,5 +109,8 @@ class ClipRandomnessEpochs(TrainerCallback):
         self.randomness.set_seed(args.data_seed if args.data_seed is not None else args.seed)
 
     def on_epoch_begin(self, args, state, control, **kwargs):
+        if self.position is not None:
+            self.randomness.set_epoch(self.position.epoch)
+            return
         # state.epoch is fractional (steps done / steps per epoch); a resumed run starts inside its epoch
         self.randomness.set_epoch(math.floor((state.epoch or 0.0) + 1e-9))

@@ -52,7 +52,10 @@ class VideoTrainer(Trainer):
     folders are self-contained and write failures name the file and the space (pipeline.training.checkpoints). Each
     model gets its clips under the name it takes (V-JEPA 2: ``pixel_values_videos``; inference/model_inputs.py)."""
 
-    def __init__(self, *args, device_batch: DeviceBatch | None = None, fine_tuning=None, **kwargs):
+    def __init__(self, *args, device_batch: DeviceBatch | None = None, fine_tuning=None, clip_randomness=None,
+                 **kwargs):
+        # clip_randomness: the training transform's ClipRandomness when the train set is a stream, whose transform
+        # runs inside a datasets map where the Trainer cannot find it (a map-style set's is found by itself)
         # the private Trainer methods overridden below must still be the ones the Trainer calls: an override of a
         # renamed method would be silently bypassed (pipeline/compatibility.py)
         for key in ("trainer_load_from_checkpoint", "trainer_load_best_model", "trainer_save_checkpoint",
@@ -75,6 +78,8 @@ class VideoTrainer(Trainer):
         if self.train_dataset is not None and not has_length(self.train_dataset):
             self.stream_position = StreamPosition()
             self.add_callback(self.stream_position)
+            if randomness is None and clip_randomness is not None:  # after the position: it reads its epoch
+                self.add_callback(ClipRandomnessEpochs(clip_randomness, position=self.stream_position))
         if fine_tuning is not None:
             fine_tuning.bind(self)
 
