@@ -241,10 +241,10 @@ def signal_when_saved(launcher: subprocess.Popen, out: Path, target, timeout: fl
     os.kill(target(launcher), signal.SIGTERM)
 
 
-def interrupted_and_relaunched(data: Path, out: Path, env: dict, whom: str) -> tuple[int, str]:
+def interrupted_and_relaunched(data: Path, out: Path, env: dict, whom: str, *extra: str) -> tuple[int, str]:
     """Launches 2-process DDP, sends SIGTERM to rank 1 or to the launcher once checkpoint-2 is whole, checks the
     stop, relaunches the same command and checks it finished; returns (the step it stopped at, the stop's log)."""
-    args = demo_args(data, out, "--dataloader_num_workers", "1", steps=16, batch=2)
+    args = demo_args(data, out, "--dataloader_num_workers", "1", *extra, steps=16, batch=2)
     launcher = launch(args, env)
     target = (lambda p: ranks_of(p)[1].pid) if whom == "rank1" else (lambda p: p.pid)
     try:
@@ -278,3 +278,13 @@ def test_sigterm_to_a_rank_or_the_launcher_saves_exits_75_and_the_relaunch_train
     assert losses(tmp_path / "rank1") == pytest.approx(losses(tmp_path / "launcher"), abs=1e-6)
     first, second = (json.loads((tmp_path / name / "all_results.json").read_text()) for name in ("rank1", "launcher"))
     assert first["test_loss"] == pytest.approx(second["test_loss"], abs=1e-6)
+
+
+def test_sigterm_to_a_rank_of_a_streamed_run_saves_exits_75_and_the_relaunch_trains_each_step_once(
+        small_demo_shards, tmp_path):
+    # the same stop and relaunch with 2 ranks streaming from shards (one shard each): the checkpoint holds the
+    # stream's position, and the relaunch trains every remaining step once
+    env = launcher_env(tmp_path)
+    env["HF_DATASETS_CACHE"] = str(tmp_path / "hf")
+    interrupted_and_relaunched(small_demo_shards, tmp_path / "stream", env, "rank1", "--dataset", "webdataset",
+                               "--dataset_dir", str(small_demo_shards), "--shuffle_buffer_size", "6")
