@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from transformers import TrainingArguments, VideoMAEConfig, VideoMAEForVideoClassification
 
 from conftest import REPO, run_train
+from pipeline.training.run_lock import LOCK_NAME
 from pipeline.training.checkpoints import (
     SET_ASIDE_DIR,
     CheckpointError,
@@ -231,7 +232,9 @@ def train_args(data: Path, out: Path, *extra: str) -> list[str]:
 
 
 def folder_hashes(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): weights_hash(p) for p in sorted(out.rglob("*")) if p.is_file()}
+    """Every file of a run folder but the run lock, which names whichever launch held the folder last."""
+    return {p.relative_to(out).as_posix(): weights_hash(p) for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != LOCK_NAME}
 
 
 @pytest.fixture(scope="module")
