@@ -1,6 +1,7 @@
-"""ViViT and V-JEPA 2 end to end on the demo, as a user runs them: recipes/demo_vivit.yaml and recipes/demo_vjepa2.yaml
-train (ONE run per family, shared by the tests of this module), reach the recipe's accuracy, and pipeline() agrees
-with the evaluation command; the zero-shot evaluation runs on the demo with a tiny X-CLIP."""
+"""ViViT, V-JEPA 2 and VideoPrism end to end on the demo, as a user runs them: recipes/demo_vivit.yaml,
+recipes/demo_vjepa2.yaml and recipes/demo_videoprism.yaml train (ONE run per family, shared by the tests of this
+module), reach the recipe's accuracy, and pipeline() agrees with the evaluation command; the zero-shot evaluation
+runs on the demo with a tiny X-CLIP."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from pipeline.inference import load_pipeline
 
 pytestmark = pytest.mark.slow
 
-FAMILIES = ("vivit", "vjepa2")
+FAMILIES = ("vivit", "vjepa2", "videoprism")
+MODEL_TYPE = {"vivit": "vivit", "vjepa2": "vjepa2", "videoprism": "videoprism_vision_model"}
+# The families whose checkpoints come with a video processor (saved as video_preprocessor_config.json)
+VIDEO_PROCESSOR = {"vjepa2", "videoprism"}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +62,8 @@ def test_demo_recipe_trains_to_high_test_accuracy(trained, family):
     assert results["test_accuracy"] >= 0.9, results
     assert results["test_samples"] == demo_test_videos() and results["skipped_videos"] == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["model_type"] == family and config["num_frames"] == 8 and config["frame_sampling_rate"] == 4
-    processor_file = "video_preprocessor_config.json" if family == "vjepa2" else "preprocessor_config.json"
+    assert config["model_type"] == MODEL_TYPE[family] and config["num_frames"] == 8 and config["frame_sampling_rate"] == 4
+    processor_file = "video_preprocessor_config.json" if family in VIDEO_PROCESSOR else "preprocessor_config.json"
     for name in ("model.safetensors", processor_file, "recipe.yaml", "trainer_state.json"):
         assert (out / name).is_file(), name
 
