@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+import torch
 import transformers
+from packaging.version import Version
 
 import pipeline.compatibility as compatibility
 from pipeline.compatibility import PRIVATE_APIS, problem, require, untested_versions, warn_if_untested
@@ -35,6 +37,9 @@ def test_a_changed_signature_is_named(monkeypatch):
 
 def test_versions_outside_the_tested_range_are_logged_once(monkeypatch, caplog):
     monkeypatch.setitem(compatibility.TESTED, "transformers", ("4.0.0", "4.1.0"))
+    # only transformers out of range, whatever torch is installed
+    installed_torch = Version(torch.__version__).base_version
+    monkeypatch.setitem(compatibility.TESTED, "torch", (installed_torch, installed_torch))
     monkeypatch.setattr(compatibility, "_warned", set())
     assert untested_versions() == {"transformers": transformers.__version__}
     with caplog.at_level(logging.WARNING):
