@@ -141,29 +141,36 @@ def demo_args(data: Path, out: Path, *extra: str, steps: int = 12, batch: int = 
             "--disable_tqdm", "true", *extra]
 
 
+def relaunch_from_checkpoint_matches(whole: Path, out: Path, step: int, args: list[str], env: dict) -> None:
+    """Copies ``whole``'s checkpoints up to ``step`` into ``out`` (the run as it was when it stopped there),
+    relaunches ``args`` (whose output_dir is ``out``) and checks every step's loss and the test loss equal
+    ``whole``'s."""
+    expected = losses(whole)
+    test_loss = json.loads((whole / "all_results.json").read_text())["test_loss"]
+    out.mkdir()
+    for earlier in range(2, step + 1, 2):
+        shutil.copytree(whole / f"checkpoint-{earlier}", out / f"checkpoint-{earlier}")
+    result = run_train(args, env=env)
+    assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{step}'}" in result.stdout
+    got = losses(out)
+    assert sorted(got) == sorted(expected)
+    assert got == pytest.approx(expected, abs=1e-6), {s: (got[s], expected[s]) for s in got if s > step}
+    assert json.loads((out / "all_results.json").read_text())["test_loss"] == pytest.approx(test_loss, abs=1e-6)
+
+
 def test_resuming_the_demo_mid_epoch_gives_the_losses_of_the_uninterrupted_run(small_demo, tmp_path):
     env = {"VIDEO_PIPELINE_CACHE": str(tmp_path / "cache")}
     whole = tmp_path / "whole"
     run_train(demo_args(small_demo, whole, "--dataloader_num_workers", "2"), env=env)
-    expected = losses(whole)
-    test_loss = json.loads((whole / "all_results.json").read_text())["test_loss"]
-    assert sorted(expected) == list(range(1, 13))
+    assert sorted(losses(whole)) == list(range(1, 13))
     # (checkpoint, loader workers of the relaunch): 6 is half way through epoch 2, 10 through epoch 3; the draws
     # do not depend on the workers either
     for step, workers in ((6, "2"), (10, "0")):
         state = read_trainer_state(whole / f"checkpoint-{step}" / "trainer_state.json")
         assert state["epoch"] % 1 == pytest.approx(0.5)
         out = tmp_path / f"from{step}"
-        out.mkdir()
-        for earlier in range(2, step + 1, 2):  # the run as it was when it stopped after `step`
-            shutil.copytree(whole / f"checkpoint-{earlier}", out / f"checkpoint-{earlier}")
         loader = ["--dataloader_num_workers", workers, "--dataloader_persistent_workers", str(workers != "0").lower()]
-        result = run_train(demo_args(small_demo, out, *loader), env=env)
-        assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{step}'}" in result.stdout
-        got = losses(out)
-        assert sorted(got) == list(range(1, 13))
-        assert got == pytest.approx(expected, abs=1e-6), {s: (got[s], expected[s]) for s in got if s > step}
-        assert json.loads((out / "all_results.json").read_text())["test_loss"] == pytest.approx(test_loss, abs=1e-6)
+        relaunch_from_checkpoint_matches(whole, out, step, demo_args(small_demo, out, *loader), env)
 
 
 @pytest.fixture(scope="module")
@@ -189,20 +196,10 @@ def test_resuming_a_stream_mid_epoch_gives_the_losses_of_the_uninterrupted_run(s
               "--load_best_model_at_end", "false"]  # the test loss is then the last model's, trained after the resume
     whole = tmp_path / "whole"
     run_train(demo_args(small_demo_shards, whole, *stream), env=env)
-    expected = losses(whole)
-    test_loss = json.loads((whole / "all_results.json").read_text())["test_loss"]
-    assert sorted(expected) == list(range(1, 13))
+    assert sorted(losses(whole)) == list(range(1, 13))
     for step in (6, 10):  # half way through the stream's epoch 2, then 3 (4 batches an epoch)
         out = tmp_path / f"from{step}"
-        out.mkdir()
-        for earlier in range(2, step + 1, 2):
-            shutil.copytree(whole / f"checkpoint-{earlier}", out / f"checkpoint-{earlier}")
-        result = run_train(demo_args(small_demo_shards, out, *stream), env=env)
-        assert f"resuming from the last checkpoint in output_dir: {out / f'checkpoint-{step}'}" in result.stdout
-        got = losses(out)
-        assert sorted(got) == list(range(1, 13))
-        assert got == pytest.approx(expected, abs=1e-6), {s: (got[s], expected[s]) for s in got if s > step}
-        assert json.loads((out / "all_results.json").read_text())["test_loss"] == pytest.approx(test_loss, abs=1e-6)
+        relaunch_from_checkpoint_matches(whole, out, step, demo_args(small_demo_shards, out, *stream), env)
 
 
 # --- 2-process DDP through the launcher ----------------------------------------------------------------------------
